@@ -1,0 +1,5 @@
+"""The one exception bad input raises."""
+
+
+class KVCalcError(ValueError):
+    """Bad input: the message names the offending field."""
