@@ -1,7 +1,22 @@
 """kvcalc: KV-cache and LLM-memory calculator, exact to the byte."""
 
+from kvcalc.dtypes import dtype_names, get_dtype
 from kvcalc.errors import KVCalcError
+from kvcalc.memory import ENGINES, breakdown, kv_bytes_per_token, kv_cache_bytes, layer_bytes
+from kvcalc.model import Model, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["KVCalcError", "__version__"]
+__all__ = [
+    "ENGINES",
+    "KVCalcError",
+    "Model",
+    "__version__",
+    "breakdown",
+    "dtype_names",
+    "get_dtype",
+    "kv_bytes_per_token",
+    "kv_cache_bytes",
+    "layer_bytes",
+    "load_model",
+]

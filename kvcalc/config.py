@@ -1,0 +1,431 @@
+"""config.json → per-layer cache specs (aliases, nested text configs, layer patterns per architecture)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kvcalc.errors import KVCalcError
+from kvcalc.fields import Fields
+from kvcalc.layers import (
+    MLA,
+    ChunkedAttention,
+    FullAttention,
+    GatedDeltaNet,
+    LayerSpec,
+    LinearAttention,
+    Mamba1,
+    Mamba2,
+    NoCache,
+    Parallel,
+    SharedKV,
+    ShortConv,
+    SlidingWindow,
+)
+
+TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
+HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+
+#: head_dim used when config.json omits it, per transformers config class default (None → hidden//heads).
+CLASS_HEAD_DIM = {
+    "qwen3": 128,
+    "qwen3_moe": 128,
+    "gemma2": 256,
+    "gemma3": 256,
+    "gemma3_text": 256,
+    "qwen3_next": 256,
+    "qwen3_5": 256,
+    "qwen3_5_text": 256,
+    "qwen3_5_moe": 256,
+    "qwen3_5_moe_text": 256,
+    "gpt_oss": 64,
+    "llama4": 128,
+    "llama4_text": 128,
+    "minimax_m2": 128,
+}
+
+#: Architectures whose head_dim is hidden // heads even when that does not divide evenly.
+FLOOR_HEAD_DIM = {"glm4_moe"}
+
+#: Multi-head latent attention families (cache the compressed latent).
+MLA_TYPES = {"deepseek_v2", "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v32", "glm_moe_dsa"}
+#: MLA with the DSA sparse-attention indexer cache.
+DSA_TYPES = {"deepseek_v32", "glm_moe_dsa"}
+#: Where vLLM keeps the ssm state in fp32 (GUIDE §4).
+VLLM_FP32_SSM_TYPES = {"nemotron_h"}
+
+ATTENTION_KINDS = {"full_attention", "sliding_attention", "chunked_attention"}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What the parser learned: layers plus display facts."""
+
+    layers: tuple[LayerSpec, ...]
+    model_type: str
+    verified: bool
+    notes: tuple[str, ...]
+
+
+def text_config(cfg: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The language-model part of a (possibly multimodal) config, and its key prefix for messages."""
+    for key in TEXT_CONFIG_KEYS:
+        sub = cfg.get(key)
+        if isinstance(sub, Mapping) and any(k in sub for k in LAYER_KEYS + HIDDEN_KEYS):
+            return sub, f"{key}."
+    return cfg, ""
+
+
+class _Arch:
+    """Reads one text config: attention geometry and per-layer kinds."""
+
+    def __init__(self, cfg: Mapping[str, Any], prefix: str, model_type: str) -> None:
+        self.f = Fields(cfg, prefix)
+        self.cfg = cfg
+        self.model_type = model_type
+        self.n_layers = self.f.int(*LAYER_KEYS, limit="layers")
+        self.notes: list[str] = []
+
+    # -- attention geometry -------------------------------------------------------------------
+    def heads(self) -> int:
+        return self.f.int(*HEAD_KEYS, limit="heads")
+
+    def hidden(self) -> int:
+        return self.f.int(*HIDDEN_KEYS)
+
+    def kv_heads(self) -> int:
+        heads = self.heads()
+        if self.model_type in ("falcon", "gpt_bigcode") and self.f.bool("multi_query") and not self.f.bool(
+            "new_decoder_architecture"
+        ):
+            return 1
+        kv = self.f.int(*KV_HEAD_KEYS, default=heads, limit="heads")
+        if kv > heads or heads % kv:
+            key = self.f.first(*KV_HEAD_KEYS)[0]
+            raise KVCalcError(
+                f"{self.f.where}{key}: {kv} key/value heads must divide num_attention_heads ({heads})"
+            )
+        return kv
+
+    def head_dim(self) -> int:
+        if self.f.has("head_dim"):
+            return self.f.int("head_dim")
+        if self.model_type in CLASS_HEAD_DIM:
+            return CLASS_HEAD_DIM[self.model_type]
+        hidden, heads = self.hidden(), self.heads()
+        if hidden % heads and self.model_type not in FLOOR_HEAD_DIM:
+            raise KVCalcError(
+                f"{self.f.where}head_dim: missing, and hidden_size {hidden} is not divisible by "
+                f"num_attention_heads {heads}; add head_dim"
+            )
+        return max(1, hidden // heads)
+
+    def attention(self, kind: str) -> LayerSpec:
+        """One attention layer of the given layer_types kind."""
+        kv, hd = self.kv_heads(), self.head_dim()
+        hf_kv = self.heads() if self.model_type == "falcon" and self.f.bool("new_decoder_architecture") else 0
+        if kind == "sliding_attention":
+            return SlidingWindow(kv, hd, hf_kv_heads=hf_kv, window=self.window())
+        if kind == "chunked_attention":
+            chunk = self.f.int("attention_chunk_size", default=0, minimum=2, limit="tokens")
+            return ChunkedAttention(kv, hd, hf_kv_heads=hf_kv, chunk=chunk or self.window())
+        return FullAttention(kv, hd, hf_kv_heads=hf_kv)
+
+    def window(self) -> int:
+        return self.f.int("sliding_window", minimum=2, limit="tokens")
+
+    def mla(self) -> MLA:
+        index = 0
+        if self.model_type in DSA_TYPES or self.f.has("index_topk"):
+            index = self.f.int("index_head_dim", default=128)
+        return MLA(
+            kv_lora_rank=self.f.int("kv_lora_rank"),
+            qk_rope_head_dim=self.f.int("qk_rope_head_dim"),
+            index_head_dim=index,
+        )
+
+    # -- layer pattern ------------------------------------------------------------------------
+    def layer_types(self) -> list[str]:
+        """Per-layer kind names, from ``layer_types`` or the architecture's own keys."""
+        given = self.f.list("layer_types")
+        if given is not None:
+            if len(given) < self.n_layers:
+                raise KVCalcError(
+                    f"{self.f.where}layer_types: has {len(given)} entries for {self.n_layers} layers"
+                )
+            bad = [t for t in given if not isinstance(t, str)]
+            if bad:
+                raise KVCalcError(f"{self.f.where}layer_types: entries must be strings, got {bad[0]!r}")
+            return list(given[: self.n_layers])
+        n = self.n_layers
+        mt = self.model_type
+        if mt in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+            if self.f.bool("use_sliding_window") and self.f.has("sliding_window"):
+                first = self.f.int("max_window_layers", default=n, minimum=0, limit="layers")
+                return ["sliding_attention" if i >= first else "full_attention" for i in range(n)]
+            return ["full_attention"] * n
+        if self.f.has("sliding_window_pattern") and self.f.has("sliding_window"):
+            period = self.f.int("sliding_window_pattern", limit="layers")
+            return ["sliding_attention" if (i + 1) % period else "full_attention" for i in range(n)]
+        if mt in ("llama4", "llama4_text") and self.f.has("attention_chunk_size"):
+            no_rope = self.f.list("no_rope_layers")
+            if no_rope is None:
+                interval = self.f.int("no_rope_layer_interval", default=4, limit="layers")
+                no_rope = [int((i + 1) % interval != 0) for i in range(n)]
+            return ["chunked_attention" if no_rope[i] else "full_attention" for i in range(n)]
+        if self.f.has("sliding_window"):
+            return ["sliding_attention"] * n
+        if self.f.has("attention_chunk_size"):
+            return ["chunked_attention"] * n
+        return ["full_attention"] * n
+
+
+Builder = Callable[[_Arch], list[LayerSpec]]
+
+
+def _plain(a: _Arch) -> list[LayerSpec]:
+    """Attention-only models: full / sliding / chunked per layer_types."""
+    out: list[LayerSpec] = []
+    for i, kind in enumerate(a.layer_types()):
+        if kind in ATTENTION_KINDS:
+            out.append(a.attention(kind))
+        elif kind in ("mlp", "moe"):
+            out.append(NoCache())
+        else:
+            raise KVCalcError(
+                f"{a.f.where}layer_types[{i}]: layer type {kind!r} is not supported for "
+                f"model_type {a.model_type!r}"
+            )
+    return out
+
+
+def _mla(a: _Arch) -> list[LayerSpec]:
+    spec = a.mla()
+    return [spec] * a.n_layers
+
+
+def _mamba1(a: _Arch) -> list[LayerSpec]:
+    hidden = a.hidden()
+    expand = a.f.int("expand", default=2)
+    d_inner = a.f.int("intermediate_size", default=expand * hidden)
+    spec = Mamba1(
+        d_inner=d_inner,
+        d_conv=a.f.int("conv_kernel", "d_conv", default=4),
+        d_state=a.f.int("state_size", "d_state", default=16),
+    )
+    return [spec] * a.n_layers
+
+
+def _mamba2_spec(a: _Arch, prefix: str = "") -> Mamba2:
+    """A Mamba-2 mixer from ``mamba_*`` (or plain) keys."""
+    f = a.f
+    p = prefix
+    n_heads = f.int(f"{p}num_heads", f"{p}n_heads", "mamba_num_heads", "mamba_n_heads")
+    head_dim = f.int(f"{p}head_dim", "mamba_head_dim", "mamba_d_head")
+    return Mamba2(
+        n_heads=n_heads,
+        head_dim=head_dim,
+        n_groups=f.int(f"{p}n_groups", "mamba_n_groups", "n_groups", default=1),
+        d_state=f.int(f"{p}d_state", "ssm_state_size", "mamba_d_state", "state_size"),
+        d_conv=f.int(f"{p}d_conv", "conv_kernel", "mamba_d_conv", default=4),
+        d_inner=f.int("mamba_d_ssm", default=n_heads * head_dim),
+        vllm_ssm_fp32=a.model_type in VLLM_FP32_SSM_TYPES
+        or str(a.cfg.get("mamba_ssm_dtype", "")).lower() in ("float32", "fp32"),
+    )
+
+
+def _mamba2(a: _Arch) -> list[LayerSpec]:
+    return [_mamba2_spec(a)] * a.n_layers
+
+
+def _nemotron_h(a: _Arch) -> list[LayerSpec]:
+    pattern = a.f.str("hybrid_override_pattern")
+    if len(pattern) < a.n_layers:
+        raise KVCalcError(
+            f"{a.f.where}hybrid_override_pattern: has {len(pattern)} characters for {a.n_layers} layers"
+        )
+    mamba = _mamba2_spec(a)
+    attn_hd = a.f.int("attention_head_dim", "head_dim", default=a.hidden() // a.heads())
+    attn = FullAttention(a.kv_heads(), attn_hd)
+    out: list[LayerSpec] = []
+    for i, ch in enumerate(pattern[: a.n_layers]):
+        if ch == "M":
+            out.append(mamba)
+        elif ch == "*":
+            out.append(attn)
+        elif ch in "-E":
+            out.append(NoCache())
+        else:
+            raise KVCalcError(f"{a.f.where}hybrid_override_pattern[{i}]: unknown layer code {ch!r}")
+    return out
+
+
+def _gdn_spec(a: _Arch) -> GatedDeltaNet:
+    f = a.f
+    return GatedDeltaNet(
+        num_k_heads=f.int("linear_num_key_heads"),
+        k_head_dim=f.int("linear_key_head_dim"),
+        num_v_heads=f.int("linear_num_value_heads"),
+        v_head_dim=f.int("linear_value_head_dim"),
+        conv_kernel=f.int("linear_conv_kernel_dim", default=4),
+        vllm_ssm_fp32=str(a.cfg.get("mamba_ssm_dtype", "")).lower() in ("float32", "fp32"),
+    )
+
+
+def _qwen3_next(a: _Arch) -> list[LayerSpec]:
+    types = a.f.list("layer_types")
+    if types is None:
+        interval = a.f.int("full_attention_interval", default=4, limit="layers")
+        types = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(a.n_layers)]
+    gdn = _gdn_spec(a)
+    return _by_kind(a, types, {"linear_attention": gdn})
+
+
+def _by_kind(a: _Arch, types: list[Any] | Any, extra: Mapping[str, LayerSpec]) -> list[LayerSpec]:
+    """Map per-layer kind names to specs: attention kinds plus ``extra``."""
+    if len(types) < a.n_layers:
+        raise KVCalcError(f"{a.f.where}layer_types: has {len(types)} entries for {a.n_layers} layers")
+    out: list[LayerSpec] = []
+    for i, kind in enumerate(types[: a.n_layers]):
+        if kind in extra:
+            out.append(extra[kind])
+        elif kind in ATTENTION_KINDS or kind == "attention":
+            out.append(a.attention("full_attention" if kind == "attention" else kind))
+        elif kind in ("mlp", "moe"):
+            out.append(NoCache())
+        else:
+            raise KVCalcError(
+                f"{a.f.where}layer_types[{i}]: layer type {kind!r} is not supported for "
+                f"model_type {a.model_type!r}"
+            )
+    return out
+
+
+def _minimax(a: _Arch) -> list[LayerSpec]:
+    types = a.f.list("layer_types")
+    if types is None:
+        codes = a.f.list("attn_type_list") or [1] * a.n_layers
+        types = ["full_attention" if c else "linear_attention" for c in codes]
+    lin = LinearAttention(n_heads=a.heads(), head_dim=a.head_dim())
+    return _by_kind(a, list(types), {"linear_attention": lin})
+
+
+def _lfm2(a: _Arch) -> list[LayerSpec]:
+    types = a.f.list("layer_types")
+    if types is None:
+        idxs = a.f.list("full_attn_idxs")
+        full = set(range(a.n_layers)) if idxs is None else set(idxs)
+        types = ["full_attention" if i in full else "conv" for i in range(a.n_layers)]
+    conv = ShortConv(channels=a.hidden(), l_cache=a.f.int("conv_L_cache", default=3))
+    return _by_kind(a, list(types), {"conv": conv})
+
+
+def _jamba(a: _Arch) -> list[LayerSpec]:
+    period = a.f.int("attn_layer_period", default=8, limit="layers")
+    offset = a.f.int("attn_layer_offset", default=4, minimum=0, limit="layers")
+    mamba = Mamba1(
+        d_inner=a.f.int("mamba_expand", default=2) * a.hidden(),
+        d_conv=a.f.int("mamba_d_conv", default=4),
+        d_state=a.f.int("mamba_d_state", default=16),
+    )
+    types = ["full_attention" if i % period == offset else "mamba" for i in range(a.n_layers)]
+    return _by_kind(a, types, {"mamba": mamba})
+
+
+def _hybrid_mamba2(a: _Arch) -> list[LayerSpec]:
+    """Bamba / GraniteMoeHybrid: ``layer_types`` (mamba|attention) or ``attn_layer_indices``."""
+    types = a.f.list("layer_types")
+    if types is None:
+        idx = set(a.f.list("attn_layer_indices") or [])
+        types = ["attention" if i in idx else "mamba" for i in range(a.n_layers)]
+    return _by_kind(a, list(types), {"mamba": _mamba2_spec(a)})
+
+
+def _falcon_h1(a: _Arch) -> list[LayerSpec]:
+    both = Parallel(parts=(_mamba2_spec(a), a.attention("full_attention")))
+    return [both] * a.n_layers
+
+
+def _shared_kv(a: _Arch, layers: list[LayerSpec]) -> list[LayerSpec]:
+    """Gemma 3n / 4: the last ``num_kv_shared_layers`` layers reuse earlier K/V (0 bytes)."""
+    shared = a.f.int("num_kv_shared_layers", default=0, minimum=0, limit="layers")
+    if shared > len(layers):
+        raise KVCalcError(f"{a.f.where}num_kv_shared_layers: {shared} exceeds {len(layers)} layers")
+    first = len(layers) - shared
+    return layers[:first] + [SharedKV(source_layer=first - 1)] * shared
+
+
+def _gemma(a: _Arch) -> list[LayerSpec]:
+    layers = _plain(a)
+    if a.f.has("global_head_dim") or a.f.has("num_global_key_value_heads"):
+        kv = a.f.int("num_global_key_value_heads", default=a.kv_heads(), limit="heads")
+        hd = a.f.int("global_head_dim", default=a.head_dim())
+        layers = [FullAttention(kv, hd) if isinstance(x, FullAttention) else x for x in layers]
+    return _shared_kv(a, layers)
+
+
+BUILDERS: dict[str, Builder] = {
+    **{t: _mla for t in MLA_TYPES},
+    "mamba": _mamba1,
+    "falcon_mamba": _mamba1,
+    "mamba2": _mamba2,
+    "nemotron_h": _nemotron_h,
+    "qwen3_next": _qwen3_next,
+    "qwen3_5": _qwen3_next,
+    "qwen3_5_text": _qwen3_next,
+    "qwen3_5_moe": _qwen3_next,
+    "qwen3_5_moe_text": _qwen3_next,
+    "minimax": _minimax,
+    "lfm2": _lfm2,
+    "lfm2_moe": _lfm2,
+    "jamba": _jamba,
+    "bamba": _hybrid_mamba2,
+    "granitemoehybrid": _hybrid_mamba2,
+    "falcon_h1": _falcon_h1,
+    "gemma3n": _gemma,
+    "gemma3n_text": _gemma,
+    "gemma4": _gemma,
+    "gemma4_text": _gemma,
+}
+
+#: Plain-attention architectures whose caches were checked against transformers.
+VERIFIED_PLAIN = {
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "minimax_m2", "gpt_oss",
+    "gemma", "gemma2", "gemma3", "gemma3_text", "cohere", "cohere2", "olmo", "olmo2", "olmo3", "phi3",
+    "phi", "starcoder2", "gpt_neox", "gptj", "gpt2", "llama4", "llama4_text", "glm", "glm4", "glm4_moe",
+    "smollm3", "exaone4", "granite", "granitemoe", "stablelm", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense",
+    "seed_oss", "apertus", "arcee", "ministral", "dots1", "gpt_bigcode", "falcon",
+}  # fmt: skip
+
+#: Keys that betray a cache kind kvcalc cannot size for an unknown architecture.
+_STATE_KEYS = ("ssm_state_size", "state_size", "mamba_d_state", "linear_num_key_heads", "conv_L_cache")
+
+
+def parse_layers(cfg: Mapping[str, Any]) -> Parsed:
+    """Per-layer cache specs for a (text) config dict."""
+    text, prefix = text_config(cfg)
+    model_type = text.get("model_type") or cfg.get("model_type") or ""
+    if not isinstance(model_type, str):
+        raise KVCalcError(f"{prefix}model_type: expected a string, got {model_type!r}")
+    arch = _Arch(text, prefix, model_type)
+    builder = BUILDERS.get(model_type)
+    notes: list[str] = []
+    if builder is None and model_type not in VERIFIED_PLAIN:
+        if any(k in text for k in _STATE_KEYS):
+            raise KVCalcError(
+                f"{prefix}model_type: {model_type or '(missing)'!r} has recurrent-state fields kvcalc "
+                "does not know how to size; it is not supported yet"
+            )
+        if Fields(text).has("kv_lora_rank"):
+            builder = _mla
+    verified = model_type in BUILDERS or model_type in VERIFIED_PLAIN
+    if not verified:
+        notes.append(
+            f"model_type {model_type or '(missing)'!r} is not verified: computed as plain attention"
+        )
+    layers = (builder or _plain)(arch)
+    return Parsed(tuple(layers), model_type, verified, tuple(notes + arch.notes))

@@ -1,0 +1,340 @@
+"""One frozen dataclass per cache kind; each knows its own bytes.
+
+Engines (see GUIDE §3-4): ``ideal`` is the theory column, ``transformers`` what a ``DynamicCache``
+holds after one forward pass of ``tokens`` tokens, ``vllm`` pages (sized here per block; the block
+arithmetic and hybrid page alignment live in :mod:`kvcalc.memory`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kvcalc.dtypes import FP32, CacheDType
+
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division of non-negative ints."""
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Element formats: ``kv`` for K/V and latents, ``state`` for conv/linear states, ``ssm`` recurrent."""
+
+    kv: CacheDType
+    state: CacheDType
+    ssm: CacheDType = FP32
+
+
+def _per_rank(n: int, tp: int) -> int:
+    """Heads one tensor-parallel rank holds: split, or replicated (1) when tp exceeds them."""
+    return max(1, n // tp)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Base of all cache kinds. ``paged``: grows per token (vLLM pages); ``state``: fixed size."""
+
+    kind: ClassVar[str] = "abstract"
+    paged: ClassVar[bool] = False
+    state: ClassVar[bool] = False
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        """Theoretical bytes for ``batch`` sequences of ``tokens`` tokens on one rank."""
+        return 0
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        """Bytes a transformers ``DynamicCache`` layer holds after one forward pass."""
+        return 0
+
+    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
+        """Growth per token at long context (0 when bounded)."""
+        return 0
+
+    def leaves(self) -> tuple[LayerSpec, ...]:
+        """The elementary specs this layer is made of."""
+        return (self,)
+
+
+@dataclass(frozen=True)
+class NoCache(LayerSpec):
+    """A layer that caches nothing (MLP-only, MoE-only)."""
+
+    kind: ClassVar[str] = "none"
+
+
+@dataclass(frozen=True)
+class SharedKV(LayerSpec):
+    """A layer that reuses an earlier layer's K/V (Gemma 3n/4 ``num_kv_shared_layers``): 0 bytes."""
+
+    kind: ClassVar[str] = "shared_kv"
+    source_layer: int = -1
+
+
+@dataclass(frozen=True)
+class _Attention(LayerSpec):
+    """K/V of ``kv_heads`` heads per token; ``hf_kv_heads`` when transformers stores more (Falcon)."""
+
+    paged: ClassVar[bool] = True
+    kv_heads: int = 1
+    head_dim: int = 1
+    v_head_dim: int = 0
+    hf_kv_heads: int = 0
+
+    @property
+    def _v_dim(self) -> int:
+        return self.v_head_dim or self.head_dim
+
+    def token_bytes(self, p: Precision, tp: int = 1) -> int:
+        """K and V bytes of one token on one rank."""
+        kvr = _per_rank(self.kv_heads, tp)
+        return kvr * (p.kv.row_bytes(self.head_dim) + p.kv.row_bytes(self._v_dim))
+
+    def _hf_token_bytes(self, p: Precision) -> int:
+        heads = self.hf_kv_heads or self.kv_heads
+        return heads * (p.kv.row_bytes(self.head_dim) + p.kv.row_bytes(self._v_dim))
+
+    def vllm_page_bytes(self, block: int, p: Precision, tp: int) -> int:
+        """One page: block · kv_heads · (hk + hv) · B (+ per-token scales)."""
+        return block * self.token_bytes(p, tp)
+
+    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
+        """Pages one request of ``tokens`` tokens needs (full attention)."""
+        return cdiv(tokens, block)
+
+
+@dataclass(frozen=True)
+class FullAttention(_Attention):
+    """Full causal attention (MHA/GQA/MQA): 2·b·L·kv·hd·B."""
+
+    kind: ClassVar[str] = "full"
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return batch * tokens * self.token_bytes(p, tp)
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return batch * tokens * self._hf_token_bytes(p)
+
+    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
+        return self.token_bytes(p, tp)
+
+
+@dataclass(frozen=True)
+class SlidingWindow(_Attention):
+    """Sliding-window attention of ``window`` tokens; transformers keeps ``window − 1``."""
+
+    kind: ClassVar[str] = "sliding"
+    window: int = 1
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return batch * min(tokens, self.window) * self.token_bytes(p, tp)
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return batch * min(tokens, self.window - 1) * self._hf_token_bytes(p)
+
+    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
+        """vLLM SlidingWindowSpec: cdiv(min(W − 1 + in_flight, L), block) + 1."""
+        return cdiv(min(self.window - 1 + in_flight, tokens), block) + 1
+
+
+@dataclass(frozen=True)
+class ChunkedAttention(_Attention):
+    """Chunked local attention (Llama 4) of ``chunk`` tokens; transformers keeps ``chunk − 1``.
+
+    vLLM runs with its hybrid cache manager off by default for these models, so each chunked layer
+    is paged like full attention there.
+    """
+
+    kind: ClassVar[str] = "chunked"
+    chunk: int = 1
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return batch * min(tokens, self.chunk) * self.token_bytes(p, tp)
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return batch * min(tokens, self.chunk - 1) * self._hf_token_bytes(p)
+
+
+@dataclass(frozen=True)
+class CrossAttention(_Attention):
+    """Decoder cross-attention over ``encoder_len`` encoder positions: constant in L."""
+
+    kind: ClassVar[str] = "cross"
+    encoder_len: int = 1
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return batch * self.encoder_len * self.token_bytes(p, tp) if tokens else 0
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return batch * self.encoder_len * self._hf_token_bytes(p) if tokens else 0
+
+    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
+        return cdiv(self.encoder_len, block)
+
+
+@dataclass(frozen=True)
+class MLA(LayerSpec):
+    """Multi-head latent attention: one latent of kv_lora_rank + qk_rope_head_dim per token, no ×2.
+
+    ``index_head_dim`` > 0 adds the sparse-attention (DSA) indexer key cache of DeepSeek-V3.2/GLM-5.
+    Not split by tensor parallelism: every rank holds the whole latent.
+    """
+
+    kind: ClassVar[str] = "mla"
+    paged: ClassVar[bool] = True
+    kv_lora_rank: int = 512
+    qk_rope_head_dim: int = 64
+    index_head_dim: int = 0
+
+    def token_bytes(self, p: Precision, tp: int = 1) -> int:
+        return p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim) + p.kv.row_bytes(
+            self.index_head_dim
+        )
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return batch * tokens * self.token_bytes(p)
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return batch * tokens * self.token_bytes(p)
+
+    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
+        return self.token_bytes(p)
+
+    def vllm_token_bytes(self, p: Precision) -> int:
+        """vLLM: latent (``fp8_ds_mla`` for sparse fp8) plus the indexer's fp8 keys + fp32 scale."""
+        if self.index_head_dim and p.kv.bits == 8 and p.kv.is_float and not p.kv.row_scale_bytes:
+            # fp8_ds_mla: fp8 latent, one fp32 scale per 128 elements, bf16 rope part.
+            latent = self.kv_lora_rank + cdiv(self.kv_lora_rank, 128) * 4 + self.qk_rope_head_dim * 2
+        else:
+            latent = p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim)
+        indexer = self.index_head_dim + 4 if self.index_head_dim else 0
+        return latent + indexer
+
+    def vllm_page_bytes(self, block: int, p: Precision, tp: int) -> int:
+        return block * self.vllm_token_bytes(p)
+
+    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
+        return cdiv(tokens, block)
+
+
+@dataclass(frozen=True)
+class _State(LayerSpec):
+    """Fixed-size recurrent state; ``vllm_ssm_fp32`` when vLLM keeps the ssm state in fp32."""
+
+    state: ClassVar[bool] = True
+    vllm_ssm_fp32: bool = False
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        raise NotImplementedError
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return self._bytes(batch, p, tp, 0) if tokens else 0
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return self._bytes(batch, p, 1, 0) if tokens else 0
+
+    def vllm_state_bytes(self, p: Precision, tp: int) -> int:
+        """One request's state in vLLM: conv keeps kernel − 1 columns, channels split by TP."""
+        return self._bytes(1, p, tp, 1)
+
+
+@dataclass(frozen=True)
+class Mamba1(_State):
+    """Mamba-1 mixer: conv b·d_inner·d_conv·B + ssm b·d_inner·d_state (fp32)."""
+
+    kind: ClassVar[str] = "mamba1"
+    d_inner: int = 1
+    d_conv: int = 4
+    d_state: int = 16
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        d = self.d_inner // tp if tp > 1 else self.d_inner
+        conv = d * p.state.row_bytes(self.d_conv - conv_keep)
+        ssm = d * p.ssm.row_bytes(self.d_state)
+        return batch * (conv + ssm)
+
+
+@dataclass(frozen=True)
+class Mamba2(_State):
+    """Mamba-2 (SSD) mixer: conv over d_inner + 2·n_groups·d_state channels, ssm heads·head_dim·d_state."""
+
+    kind: ClassVar[str] = "mamba2"
+    n_heads: int = 1
+    head_dim: int = 1
+    n_groups: int = 1
+    d_state: int = 16
+    d_conv: int = 4
+    d_inner: int = 0
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        d_inner = self.d_inner or self.n_heads * self.head_dim
+        groups = self.n_groups
+        if tp > 1 and groups % tp:
+            groups += tp - groups  # vLLM replicates groups so every rank has one
+        channels = (d_inner + 2 * groups * self.d_state) // tp
+        conv = channels * p.state.row_bytes(self.d_conv - conv_keep)
+        ssm = _per_rank(self.n_heads, tp) * self.head_dim * p.ssm.row_bytes(self.d_state)
+        return batch * (conv + ssm)
+
+
+@dataclass(frozen=True)
+class GatedDeltaNet(_State):
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5): conv over 2·nk·dk + nv·dv channels, state nv·dk·dv."""
+
+    kind: ClassVar[str] = "gated_deltanet"
+    num_k_heads: int = 1
+    k_head_dim: int = 1
+    num_v_heads: int = 1
+    v_head_dim: int = 1
+    conv_kernel: int = 4
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        channels = (2 * self.num_k_heads * self.k_head_dim + self.num_v_heads * self.v_head_dim) // tp
+        conv = channels * p.state.row_bytes(self.conv_kernel - conv_keep)
+        ssm = _per_rank(self.num_v_heads, tp) * self.k_head_dim * p.ssm.row_bytes(self.v_head_dim)
+        return batch * (conv + ssm)
+
+
+@dataclass(frozen=True)
+class LinearAttention(_State):
+    """Lightning / linear attention (MiniMax-01): a heads·d·d state in the model dtype."""
+
+    kind: ClassVar[str] = "linear"
+    n_heads: int = 1
+    head_dim: int = 1
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        return batch * _per_rank(self.n_heads, tp) * self.head_dim * p.state.row_bytes(self.head_dim)
+
+
+@dataclass(frozen=True)
+class ShortConv(_State):
+    """Gated short convolution (LFM2): a hidden·L_cache conv state in the model dtype."""
+
+    kind: ClassVar[str] = "short_conv"
+    channels: int = 1
+    l_cache: int = 3
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        return batch * (self.channels // tp) * p.state.row_bytes(self.l_cache - conv_keep)
+
+
+@dataclass(frozen=True)
+class Parallel(LayerSpec):
+    """A layer holding several caches at once (Falcon-H1 mamba + attention, Zamba2 shared blocks)."""
+
+    kind: ClassVar[str] = "parallel"
+    parts: tuple[LayerSpec, ...] = ()
+
+    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
+        return sum(x.ideal_bytes(tokens, batch, p, tp) for x in self.parts)
+
+    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
+        return sum(x.transformers_bytes(tokens, batch, p) for x in self.parts)
+
+    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
+        return sum(x.bytes_per_token(p, tp) for x in self.parts)
+
+    def leaves(self) -> tuple[LayerSpec, ...]:
+        return tuple(leaf for x in self.parts for leaf in x.leaves())

@@ -1,0 +1,201 @@
+"""Cache bytes of a whole model for a given length, batch, dtype and engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvcalc.dtypes import FP32, MODEL_DTYPES, get_dtype
+from kvcalc.errors import KVCalcError
+from kvcalc.fields import LIMITS, check_int
+from kvcalc.layers import LayerSpec, Precision, _Attention, _State, cdiv
+from kvcalc.model import Model
+
+ENGINES = ("ideal", "transformers", "vllm")
+
+#: vLLM's async scheduling keeps this many batches in flight (max_concurrent_batches).
+VLLM_CONCURRENT_BATCHES = 2
+#: vLLM kernel block alignment used when it grows the attention block for hybrid models.
+VLLM_BLOCK_ALIGNMENT = 16
+#: Mamba pages vLLM reserves per layer per request, with prefix caching on / off.
+VLLM_STATE_PAGES = {True: 3, False: 1}
+
+
+@dataclass(frozen=True)
+class Request:
+    """Validated arguments of one cache-size question."""
+
+    seq_len: int
+    batch_size: int
+    kv_dtype: str
+    engine: str
+    tensor_parallel_size: int
+    block_size: int
+    max_num_batched_tokens: int
+    enable_prefix_caching: bool = True
+
+
+def _request(model: Model, seq_len: int, **kw: object) -> Request:
+    if not isinstance(model, Model):
+        raise KVCalcError(f"model: expected a kvcalc Model (use load_model), got {type(model).__name__}")
+    engine = kw["engine"]
+    if engine not in ENGINES:
+        raise KVCalcError(f"engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    kv_dtype = kw["kv_dtype"]
+    if isinstance(kv_dtype, str) and kv_dtype.strip().lower() == "auto":
+        kv_dtype = model.dtype
+    name = get_dtype(kv_dtype).name
+    req = Request(
+        seq_len=check_int(seq_len, "seq_len", minimum=0, maximum=LIMITS["tokens"]),
+        batch_size=check_int(kw["batch_size"], "batch_size", maximum=1 << 24),
+        kv_dtype=name,
+        engine=str(engine),
+        tensor_parallel_size=check_int(kw["tensor_parallel_size"], "tensor_parallel_size", maximum=4096),
+        block_size=check_int(kw["block_size"], "block_size", maximum=1 << 20),
+        max_num_batched_tokens=check_int(kw["max_num_batched_tokens"], "max_num_batched_tokens"),
+        enable_prefix_caching=bool(kw.get("enable_prefix_caching", True)),
+    )
+    if req.engine == "transformers":
+        if name not in MODEL_DTYPES:
+            raise KVCalcError(
+                f"kv_dtype: the transformers engine caches in the model dtype; use one of "
+                f"{', '.join(MODEL_DTYPES)}, not {name!r}"
+            )
+        if req.tensor_parallel_size != 1:
+            raise KVCalcError("tensor_parallel_size: the transformers engine runs on one device; use 1")
+    _check_tp(model, req.tensor_parallel_size)
+    return req
+
+
+def _check_tp(model: Model, tp: int) -> None:
+    """vLLM needs tp to divide the KV heads, or the heads to divide tp (then they are replicated)."""
+    if tp == 1:
+        return
+    for layer in model.layers:
+        for leaf in layer.leaves():
+            if isinstance(leaf, _Attention) and leaf.kv_heads > tp and leaf.kv_heads % tp:
+                raise KVCalcError(
+                    f"tensor_parallel_size: {tp} does not divide num_key_value_heads {leaf.kv_heads}"
+                )
+
+
+def _precision(model: Model, req: Request, leaf: LayerSpec | None = None) -> Precision:
+    kv = get_dtype(req.kv_dtype)
+    if req.engine == "transformers":
+        return Precision(kv=kv, state=kv, ssm=FP32)
+    state = get_dtype(model.dtype)
+    if req.engine == "vllm" and isinstance(leaf, _State) and not leaf.vllm_ssm_fp32:
+        return Precision(kv=kv, state=state, ssm=state)
+    return Precision(kv=kv, state=state, ssm=FP32)
+
+
+def _vllm_layers(model: Model, req: Request) -> list[int]:
+    """vLLM per-request pages × batch, per layer (GUIDE §4)."""
+    tp, L = req.tensor_parallel_size, req.seq_len
+    in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
+    leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
+    paged = [x for x in leaves if x.paged]
+    states = [x for x in leaves if isinstance(x, _State)]
+    block = req.block_size
+    padded_state = 0
+    if states and paged:
+        tok = max(x.vllm_page_bytes(1, _precision(model, req, x), tp) for x in paged)  # type: ignore[attr-defined]
+        state_page = max(x.vllm_state_bytes(_precision(model, req, x), tp) for x in states)
+        block = max(block, VLLM_BLOCK_ALIGNMENT * cdiv(state_page, VLLM_BLOCK_ALIGNMENT * tok))
+        padded_state = block * tok
+    n_state = VLLM_STATE_PAGES[req.enable_prefix_caching]
+    out = []
+    for layer in model.layers:
+        total = 0
+        for leaf in layer.leaves():
+            p = _precision(model, req, leaf)
+            if isinstance(leaf, _State):
+                total += n_state * (padded_state or leaf.vllm_state_bytes(p, tp))
+            elif leaf.paged:
+                total += leaf.vllm_blocks(L, block, in_flight) * leaf.vllm_page_bytes(block, p, tp)  # type: ignore[attr-defined]
+        out.append(total * req.batch_size if L else 0)
+    return out
+
+
+def layer_bytes(
+    model: Model,
+    seq_len: int,
+    *,
+    batch_size: int = 1,
+    kv_dtype: str = "bf16",
+    engine: str = "ideal",
+    tensor_parallel_size: int = 1,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 8192,
+    enable_prefix_caching: bool = True,
+) -> list[int]:
+    """Bytes per layer (same arguments as :func:`kv_cache_bytes`)."""
+    req = _request(
+        model,
+        seq_len,
+        batch_size=batch_size,
+        kv_dtype=kv_dtype,
+        engine=engine,
+        tensor_parallel_size=tensor_parallel_size,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        enable_prefix_caching=enable_prefix_caching,
+    )
+    if req.engine == "vllm":
+        return _vllm_layers(model, req)
+    p = _precision(model, req)
+    if req.engine == "transformers":
+        return [x.transformers_bytes(req.seq_len, req.batch_size, p) for x in model.layers]
+    tp = req.tensor_parallel_size
+    return [x.ideal_bytes(req.seq_len, req.batch_size, p, tp) for x in model.layers]
+
+
+def kv_cache_bytes(
+    model: Model,
+    seq_len: int,
+    *,
+    batch_size: int = 1,
+    kv_dtype: str = "bf16",
+    engine: str = "ideal",
+    tensor_parallel_size: int = 1,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 8192,
+    enable_prefix_caching: bool = True,
+) -> int:
+    """Bytes of KV cache and recurrent state held per GPU for ``batch_size`` sequences of ``seq_len``."""
+    return sum(
+        layer_bytes(
+            model,
+            seq_len,
+            batch_size=batch_size,
+            kv_dtype=kv_dtype,
+            engine=engine,
+            tensor_parallel_size=tensor_parallel_size,
+            block_size=block_size,
+            max_num_batched_tokens=max_num_batched_tokens,
+            enable_prefix_caching=enable_prefix_caching,
+        )
+    )
+
+
+def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16", *, tensor_parallel_size: int = 1) -> int:
+    """Cache growth per token at long context (bounded layers contribute 0)."""
+    req = _request(
+        model,
+        1,
+        batch_size=1,
+        kv_dtype=kv_dtype,
+        engine="ideal",
+        tensor_parallel_size=tensor_parallel_size,
+        block_size=16,
+        max_num_batched_tokens=8192,
+    )
+    p = _precision(model, req)
+    return sum(x.bytes_per_token(p, req.tensor_parallel_size) for x in model.layers)
+
+
+def breakdown(model: Model, seq_len: int, **kw: object) -> dict[str, int]:
+    """Bytes per cache kind (e.g. {"full": …, "sliding": …}) for the same arguments."""
+    out: dict[str, int] = {}
+    for layer, size in zip(model.layers, layer_bytes(model, seq_len, **kw), strict=True):  # type: ignore[arg-type]
+        out[layer.kind] = out.get(layer.kind, 0) + size
+    return out

@@ -1,0 +1,131 @@
+"""Model = name + per-layer cache specs; load_model() reads a config dict, JSON text or file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvcalc.config import parse_layers, text_config
+from kvcalc.dtypes import model_dtype_name
+from kvcalc.errors import KVCalcError
+from kvcalc.layers import LayerSpec
+
+MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model as kvcalc sees it: per-layer cache specs plus display facts."""
+
+    name: str
+    model_type: str
+    architecture: str
+    layers: tuple[LayerSpec, ...]
+    dtype: str
+    max_position_embeddings: int | None
+    verified: bool
+    notes: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def text_config(self) -> Mapping[str, Any]:
+        """The language-model part of the config."""
+        return text_config(self.config)[0]
+
+    def kinds(self) -> dict[str, int]:
+        """Layer count per cache kind, e.g. {"full": 12, "gated_deltanet": 36}."""
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            out[layer.kind] = out.get(layer.kind, 0) + 1
+        return out
+
+
+def _check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
+    """Reject pathologically nested JSON without recursion."""
+    stack = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise KVCalcError(f"config: nested more than {limit} levels deep")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def parse_json(text: str | bytes) -> dict[str, Any]:
+    """Parse config.json text with size and depth limits."""
+    if len(text) > MAX_JSON_BYTES:
+        raise KVCalcError(f"config: {len(text):,} bytes is too large for a config.json (limit 4 MiB)")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise KVCalcError(f"config: nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KVCalcError(f"config: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise KVCalcError(f"config: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _as_dict(source: Any) -> dict[str, Any]:
+    if isinstance(source, Mapping):
+        return dict(source)
+    if isinstance(source, bytes):
+        return parse_json(source)
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "config.json"
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(MAX_JSON_BYTES + 1)
+        except OSError as exc:
+            raise KVCalcError(f"config: cannot read {str(path)!r} ({exc.strerror})") from None
+        return parse_json(data)
+    if isinstance(source, str):
+        return parse_json(source)
+    raise KVCalcError(f"config: expected a dict, JSON text or path, got {type(source).__name__}")
+
+
+def _display_name(cfg: Mapping[str, Any], model_type: str) -> str:
+    for key in ("_name_or_path", "name"):
+        value = cfg.get(key)
+        if isinstance(value, str) and value:
+            return value
+    arch = cfg.get("architectures")
+    if isinstance(arch, list) and arch and isinstance(arch[0], str):
+        return arch[0]
+    return model_type or "custom model"
+
+
+def load_model(source: Any, *, name: str | None = None) -> Model:
+    """Build a Model from a config dict, JSON text, or a path to config.json (or its folder)."""
+    cfg = _as_dict(source)
+    _check_depth(cfg)
+    parsed = parse_layers(cfg)
+    text, _ = text_config(cfg)
+    dtype = text.get("torch_dtype") or text.get("dtype") or cfg.get("torch_dtype") or cfg.get("dtype")
+    max_pos = text.get("max_position_embeddings") or text.get("n_positions") or text.get("max_seq_len")
+    if isinstance(max_pos, bool) or not isinstance(max_pos, int) or max_pos <= 0:
+        max_pos = None
+    arch = cfg.get("architectures")
+    architecture = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else ""
+    if name is not None and not isinstance(name, str):
+        raise KVCalcError(f"name: expected a string, got {type(name).__name__}")
+    return Model(
+        name=name or _display_name(cfg, parsed.model_type),
+        model_type=parsed.model_type,
+        architecture=architecture,
+        layers=parsed.layers,
+        dtype=model_dtype_name(dtype),
+        max_position_embeddings=max_pos,
+        verified=parsed.verified,
+        notes=parsed.notes,
+        config=cfg,
+    )
