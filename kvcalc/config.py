@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvcalc.errors import KVCalcError
-from kvcalc.fields import Fields
+from kvcalc.fields import LIMITS, Fields, check_int
 from kvcalc.layers import (
     MLA,
     ChunkedAttention,
@@ -99,8 +99,10 @@ class _Arch:
 
     def kv_heads(self) -> int:
         heads = self.heads()
-        if self.model_type in ("falcon", "gpt_bigcode") and self.f.bool("multi_query") and not self.f.bool(
-            "new_decoder_architecture"
+        if (
+            self.model_type in ("falcon", "gpt_bigcode")
+            and self.f.bool("multi_query")
+            and not self.f.bool("new_decoder_architecture")
         ):
             return 1
         kv = self.f.int(*KV_HEAD_KEYS, default=heads, limit="heads")
@@ -176,7 +178,8 @@ class _Arch:
             if no_rope is None:
                 interval = self.f.int("no_rope_layer_interval", default=4, limit="layers")
                 no_rope = [int((i + 1) % interval != 0) for i in range(n)]
-            return ["chunked_attention" if no_rope[i] else "full_attention" for i in range(n)]
+            flags = _int_list(self.f, "no_rope_layers", no_rope, n)
+            return ["chunked_attention" if flags[i] else "full_attention" for i in range(n)]
         if self.f.has("sliding_window"):
             return ["sliding_attention"] * n
         if self.f.has("attention_chunk_size"):
@@ -185,6 +188,16 @@ class _Arch:
 
 
 Builder = Callable[[_Arch], list[LayerSpec]]
+
+
+def _int_list(f: Fields, key: str, values: Any, min_len: int) -> list[int]:
+    """A list of small non-negative integers (flags or layer indices), at least ``min_len`` long."""
+    if not isinstance(values, list) or len(values) < min_len:
+        raise KVCalcError(f"{f.where}{key}: expected a list of at least {min_len} integers")
+    return [
+        check_int(v, f"{f.where}{key}[{i}]", minimum=0, maximum=LIMITS["layers"])
+        for i, v in enumerate(values)
+    ]
 
 
 def _plain(a: _Arch) -> list[LayerSpec]:
@@ -291,6 +304,8 @@ def _by_kind(a: _Arch, types: list[Any] | Any, extra: Mapping[str, LayerSpec]) -
         raise KVCalcError(f"{a.f.where}layer_types: has {len(types)} entries for {a.n_layers} layers")
     out: list[LayerSpec] = []
     for i, kind in enumerate(types[: a.n_layers]):
+        if not isinstance(kind, str):
+            raise KVCalcError(f"{a.f.where}layer_types[{i}]: expected a layer type name, got {kind!r}")
         if kind in extra:
             out.append(extra[kind])
         elif kind in ATTENTION_KINDS or kind == "attention":
@@ -308,8 +323,9 @@ def _by_kind(a: _Arch, types: list[Any] | Any, extra: Mapping[str, LayerSpec]) -
 def _minimax(a: _Arch) -> list[LayerSpec]:
     types = a.f.list("layer_types")
     if types is None:
-        codes = a.f.list("attn_type_list") or [1] * a.n_layers
-        types = ["full_attention" if c else "linear_attention" for c in codes]
+        codes = a.f.list("attn_type_list")
+        flags = [1] * a.n_layers if codes is None else _int_list(a.f, "attn_type_list", codes, a.n_layers)
+        types = ["full_attention" if c else "linear_attention" for c in flags]
     lin = LinearAttention(n_heads=a.heads(), head_dim=a.head_dim())
     return _by_kind(a, list(types), {"linear_attention": lin})
 
@@ -318,7 +334,7 @@ def _lfm2(a: _Arch) -> list[LayerSpec]:
     types = a.f.list("layer_types")
     if types is None:
         idxs = a.f.list("full_attn_idxs")
-        full = set(range(a.n_layers)) if idxs is None else set(idxs)
+        full = set(range(a.n_layers)) if idxs is None else set(_int_list(a.f, "full_attn_idxs", idxs, 0))
         types = ["full_attention" if i in full else "conv" for i in range(a.n_layers)]
     conv = ShortConv(channels=a.hidden(), l_cache=a.f.int("conv_L_cache", default=3))
     return _by_kind(a, list(types), {"conv": conv})
@@ -340,7 +356,7 @@ def _hybrid_mamba2(a: _Arch) -> list[LayerSpec]:
     """Bamba / GraniteMoeHybrid: ``layer_types`` (mamba|attention) or ``attn_layer_indices``."""
     types = a.f.list("layer_types")
     if types is None:
-        idx = set(a.f.list("attn_layer_indices") or [])
+        idx = set(_int_list(a.f, "attn_layer_indices", a.f.list("attn_layer_indices") or [], 0))
         types = ["attention" if i in idx else "mamba" for i in range(a.n_layers)]
     return _by_kind(a, list(types), {"mamba": _mamba2_spec(a)})
 
@@ -424,8 +440,6 @@ def parse_layers(cfg: Mapping[str, Any]) -> Parsed:
             builder = _mla
     verified = model_type in BUILDERS or model_type in VERIFIED_PLAIN
     if not verified:
-        notes.append(
-            f"model_type {model_type or '(missing)'!r} is not verified: computed as plain attention"
-        )
+        notes.append(f"model_type {model_type or '(missing)'!r} is not verified: computed as plain attention")
     layers = (builder or _plain)(arch)
     return Parsed(tuple(layers), model_type, verified, tuple(notes + arch.notes))

@@ -90,9 +90,7 @@ def get_dtype(name: object, field: str = "kv_dtype") -> CacheDType:
     try:
         return _DTYPES[key]
     except KeyError:
-        raise KVCalcError(
-            f"{field}: unknown dtype {name!r}; choose one of {', '.join(_DTYPES)}"
-        ) from None
+        raise KVCalcError(f"{field}: unknown dtype {name!r}; choose one of {', '.join(_DTYPES)}") from None
 
 
 def model_dtype_name(config_dtype: object) -> str:

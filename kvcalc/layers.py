@@ -188,9 +188,7 @@ class MLA(LayerSpec):
     index_head_dim: int = 0
 
     def token_bytes(self, p: Precision, tp: int = 1) -> int:
-        return p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim) + p.kv.row_bytes(
-            self.index_head_dim
-        )
+        return p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim) + p.kv.row_bytes(self.index_head_dim)
 
     def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
         return batch * tokens * self.token_bytes(p)

@@ -78,11 +78,11 @@ def _as_dict(source: Any) -> dict[str, Any]:
         return dict(source)
     if isinstance(source, bytes):
         return parse_json(source)
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and source.lstrip()[:1] not in "{["):
         path = Path(source)
-        if path.is_dir():
-            path = path / "config.json"
         try:
+            if path.is_dir():
+                path = path / "config.json"
             with path.open("rb") as fh:
                 data = fh.read(MAX_JSON_BYTES + 1)
         except OSError as exc:
