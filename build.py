@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Build the kvcalc static site into _site/ and optionally serve it.
+
+    python3 build.py [--serve] [--port N] [--out DIR]
+
+Sets itself up first (tools/devenv.py: .venv and node_modules, each redone only when its inputs
+changed), re-execs inside .venv, then: writes the kvcalc wheel, renders site/index.html.j2 with
+jinja2, and copies site assets, the Pyodide core and Plotly next to it. Nothing is fetched from a
+CDN at run time: the site is self-contained. Importable: `build.build_site(out_dir) -> Path`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import hashlib
+import http.server
+import io
+import json
+import re
+import shutil
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from tools import devenv
+
+ROOT = Path(__file__).resolve().parent
+PACKAGE = ROOT / "kvcalc"
+SITE_SRC = ROOT / "site"
+DEFAULT_OUT = ROOT / "_site"
+TEMPLATE = "index.html.j2"
+MODEL_CONFIGS = ROOT / "model_configs.json"
+MANIFEST = ".kvcalc-manifest"
+SITE_DIR_ENV = "KVCALC_SITE_DIR"  # test.py sets it to the built site; the browser tests serve that
+
+PYODIDE_DIR = devenv.NODE_MODULES / "pyodide"
+# What loadPyodide fetches from indexURL (the npm package ships the core only).
+PYODIDE_FILES = (
+    "pyodide.mjs",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide-lock.json",
+)
+PLOTLY = devenv.NODE_MODULES / "plotly.js-dist-min" / "plotly.min.js"
+
+# Site layout (relative URLs, so the site also works under a sub-path such as GitHub Pages').
+WHEEL_DIR = "wheels"
+PYODIDE_URL = "pyodide/"
+PLOTLY_URL = "vendor/plotly.min.js"
+
+MIME_TYPES = {
+    ".wasm": "application/wasm",  # anything else makes loadPyodide hang
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same sources, same wheel bytes
+
+
+# ---------------------------------------------------------------- wheel
+
+
+def package_version() -> str:
+    """kvcalc.__version__, read from kvcalc/__init__.py without importing it."""
+    text = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
+    if match is None:
+        raise SystemExit("[kvcalc] no __version__ = '...' line in kvcalc/__init__.py")
+    return match.group(1)
+
+
+def wheel_name(version: str) -> str:
+    """The pure-Python wheel's file name."""
+    return f"kvcalc-{version}-py3-none-any.whl"
+
+
+def package_files() -> list[Path]:
+    """Every file of the kvcalc package (sources and package data), without caches."""
+    return sorted(
+        p
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".pyo"}
+    )
+
+
+def _metadata(version: str) -> str:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return (
+        "Metadata-Version: 2.1\n"
+        f"Name: {project['name']}\nVersion: {version}\n"
+        f"Summary: {project.get('description', '')}\n"
+        f"License: {project.get('license', '')}\n"
+        f"Requires-Python: {project.get('requires-python', '>=3.11')}\n"
+    )
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def wheel_bytes(version: str) -> bytes:
+    """A py3-none-any wheel of kvcalc/ as bytes (deterministic)."""
+    dist_info = f"kvcalc-{version}.dist-info"
+    entries = [(p.relative_to(ROOT).as_posix(), p.read_bytes()) for p in package_files()]
+    entries += [
+        (f"{dist_info}/METADATA", _metadata(version).encode()),
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: kvcalc-build.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+    ]
+    record = "\n".join([*(_record_line(n, d) for n, d in entries), f"{dist_info}/RECORD,,"]) + "\n"
+    entries.append((f"{dist_info}/RECORD", record.encode()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buffer.getvalue()
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Write the kvcalc wheel into out_dir (only if its bytes changed); return its path."""
+    version = package_version()
+    path = out_dir / wheel_name(version)
+    data = wheel_bytes(version)
+    if not (path.is_file() and path.read_bytes() == data):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------- page
+
+
+def embed_json(value: Any) -> str:
+    """JSON that is safe inside a <script type="application/json"> element."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def site_context(wheel_file: str) -> dict[str, Any]:
+    """Everything index.html.j2 sees. Extend here to embed more build-time data.
+
+    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), data_json (None, or a
+    JSON string safe to put in <script type="application/json" id="kvcalc-data">).
+    """
+    data: dict[str, Any] = {}
+    if MODEL_CONFIGS.is_file():
+        data["model_configs"] = json.loads(MODEL_CONFIGS.read_text(encoding="utf-8"))
+    return {
+        "version": package_version(),
+        "wheel_url": f"{WHEEL_DIR}/{wheel_file}",
+        "pyodide_url": PYODIDE_URL,
+        "plotly_url": PLOTLY_URL,
+        "data_json": embed_json(data) if data else None,
+    }
+
+
+def render_index(context: dict[str, Any]) -> str:
+    """Render site/index.html.j2 (jinja2 is imported here: it lives in .venv)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(SITE_SRC),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE).render(**context)
+
+
+# ---------------------------------------------------------------- assets
+
+
+def asset_sources() -> dict[str, Path]:
+    """Static files to copy: site-relative path -> source file."""
+    sources = {p.name: p for p in sorted(SITE_SRC.iterdir()) if p.is_file() and p.name != TEMPLATE}
+    sources |= {f"{PYODIDE_URL}{name}": PYODIDE_DIR / name for name in PYODIDE_FILES}
+    sources[PLOTLY_URL] = PLOTLY
+    missing = [str(p) for p in sources.values() if not p.is_file()]
+    if missing:
+        raise SystemExit(f"[kvcalc] missing build inputs (run `npm ci`?): {', '.join(missing)}")
+    return sources
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy src to dst unless dst already has the same size and mtime."""
+    if dst.is_file():
+        a, b = src.stat(), dst.stat()
+        if a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns:
+            return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def prune(out_dir: Path, produced: set[str]) -> None:
+    """Delete files a previous build wrote that this one did not (only those: see MANIFEST)."""
+    manifest = out_dir / MANIFEST
+    old = set(manifest.read_text().split()) if manifest.is_file() else set()
+    for rel in sorted(old - produced):
+        (out_dir / rel).unlink(missing_ok=True)
+    manifest.write_text("\n".join(sorted(produced)) + "\n")
+
+
+def build_site(out_dir: Path = DEFAULT_OUT) -> Path:
+    """Build the whole static site into out_dir and return out_dir."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    devenv.ensure_node_modules()
+    with devenv.step("wheel"):
+        wheel = build_wheel(out_dir / WHEEL_DIR)
+    with devenv.step(f"render {TEMPLATE}"):
+        html = render_index(site_context(wheel.name))
+        index = out_dir / "index.html"
+        if not (index.is_file() and index.read_text(encoding="utf-8") == html):
+            index.write_text(html, encoding="utf-8")
+    with devenv.step("copy assets (site, pyodide, plotly)"):
+        sources = asset_sources()
+        for rel, src in sources.items():
+            copy_if_changed(src, out_dir / rel)
+    prune(out_dir, {*sources, "index.html", f"{WHEEL_DIR}/{wheel.name}"})
+    devenv.log(f"site ready: {out_dir} (kvcalc {package_version()}, {wheel.name})")
+    return out_dir
+
+
+# ---------------------------------------------------------------- serve
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the MIME types Pyodide needs and no caching (edit, rebuild, reload)."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+    quiet = False
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+class SiteServer(http.server.ThreadingHTTPServer):
+    """Threaded server that ignores clients hanging up mid-response (browsers do that)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def make_server(
+    directory: Path, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False
+) -> SiteServer:
+    """An HTTP server for `directory` (port 0 picks a free port; see .server_address)."""
+    handler = type("Handler", (SiteHandler,), {"quiet": quiet})
+    return SiteServer((host, port), functools.partial(handler, directory=str(directory)))
+
+
+def serve(directory: Path, port: int) -> None:
+    """Serve directory on localhost until Ctrl-C."""
+    with make_server(directory, port=port) as server:
+        devenv.log(f"serving {directory} on http://localhost:{server.server_address[1]}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            devenv.log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: set up, build, optionally serve."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="serve the site after building it")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default _site/)")
+    args = parser.parse_args(argv)
+    devenv.bootstrap(__file__)
+    with devenv.step("build site"):
+        out = build_site(args.out)
+    if args.serve:
+        serve(out, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

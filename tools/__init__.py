@@ -1,0 +1,1 @@
+"""Developer tooling for kvcalc (environment set-up shared by build.py and test.py)."""
