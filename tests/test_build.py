@@ -1,0 +1,146 @@
+"""build.py: the wheel, the page context, the built site and the dev server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import build
+import kvcalc
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build.build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build.build_site(tmp_path_factory.mktemp("site"))
+
+
+def test_version_matches_package() -> None:
+    assert build.package_version() == kvcalc.__version__
+
+
+def test_wheel_name_and_modules(wheel: Path) -> None:
+    assert wheel.name == f"kvcalc-{kvcalc.__version__}-py3-none-any.whl"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(build.ROOT).as_posix() for p in build.PACKAGE.glob("*.py")}
+    assert {"kvcalc/__init__.py", "kvcalc/web.py"} <= modules <= names
+    dist_info = f"kvcalc-{kvcalc.__version__}.dist-info"
+    assert {f"{dist_info}/{f}" for f in ("METADATA", "WHEEL", "RECORD")} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_wheel_record_hashes(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        dist_info = f"kvcalc-{kvcalc.__version__}.dist-info"
+        rows = [line.split(",") for line in zf.read(f"{dist_info}/RECORD").decode().splitlines()]
+        assert {row[0] for row in rows} == set(zf.namelist())
+        for name, digest, size in rows:
+            if name.endswith("RECORD"):
+                assert digest == size == ""
+                continue
+            data = zf.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert (digest, int(size)) == (f"sha256={expected}", len(data))
+        assert "Tag: py3-none-any" in zf.read(f"{dist_info}/WHEEL").decode()
+        assert f"Version: {kvcalc.__version__}" in zf.read(f"{dist_info}/METADATA").decode()
+
+
+def test_wheel_is_deterministic() -> None:
+    assert build.wheel_bytes("0.0.1") == build.wheel_bytes("0.0.1")
+
+
+def test_wheel_imports_in_a_fresh_interpreter(wheel: Path, tmp_path: Path) -> None:
+    code = (
+        "import kvcalc, kvcalc.web, json; "
+        'print(json.dumps([kvcalc.__file__, json.loads(kvcalc.web.compute(\'{"op": "version"}\'))]))'
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(wheel)!r}); {code}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    where, answer = json.loads(out)
+    assert where.startswith(str(wheel))
+    assert answer == {"ok": True, "version": kvcalc.__version__}
+
+
+def test_embed_json_cannot_close_the_script_element() -> None:
+    text = build.embed_json({"x": "</script><script>alert(1)</script> & <!--"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"x": "</script><script>alert(1)</script> & <!--"}
+
+
+def test_site_context_without_and_with_model_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "MODEL_CONFIGS", tmp_path / "model_configs.json")
+    context = build.site_context("kvcalc-9-py3-none-any.whl")
+    assert context["wheel_url"] == "wheels/kvcalc-9-py3-none-any.whl"
+    assert context["data_json"] is None
+    (tmp_path / "model_configs.json").write_text('{"llama": {"hidden_size": 4096}}')
+    context = build.site_context("kvcalc-9-py3-none-any.whl")
+    assert json.loads(context["data_json"]) == {"model_configs": {"llama": {"hidden_size": 4096}}}
+    html = build.render_index(context)
+    assert '<script type="application/json" id="kvcalc-data">' in html
+
+
+def test_built_site_is_complete_and_self_contained(site: Path) -> None:
+    html = (site / "index.html").read_text()
+    wheel = f"wheels/kvcalc-{kvcalc.__version__}-py3-none-any.whl"
+    assert f'data-wheel-url="{wheel}"' in html and (site / wheel).is_file()
+    assert '<main id="app" data-state="loading"' in html and 'id="kvcalc-version"' in html
+    for rel in [*(f"pyodide/{f}" for f in build.PYODIDE_FILES), build.PLOTLY_URL, "app.js", "worker.js"]:
+        assert (site / rel).is_file(), rel
+    for name in ("index.html", "app.js", "worker.js"):
+        text = (site / name).read_text()
+        assert "cdn" not in text.lower(), name
+        assert "https://" not in text.replace("https://huggingface.co", ""), name
+    assert "<script>" not in html, "CSP forbids inline scripts"
+
+
+def test_rebuild_prunes_stale_outputs_only(site: Path) -> None:
+    stale = site / "wheels" / "kvcalc-0.0.0-py3-none-any.whl"
+    stale.write_bytes(b"old")
+    manifest = site / build.MANIFEST
+    manifest.write_text(manifest.read_text() + "wheels/kvcalc-0.0.0-py3-none-any.whl\n")
+    mine = site / "notes.txt"
+    mine.write_text("not produced by the build")
+    build.build_site(site)
+    assert not stale.exists() and mine.exists()
+
+
+@pytest.fixture
+def server(site: Path) -> Iterator[str]:
+    httpd = build.make_server(site, port=0, quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "mime"),
+    [
+        ("/pyodide/pyodide.asm.wasm", "application/wasm"),
+        ("/pyodide/pyodide.mjs", "text/javascript"),
+        ("/worker.js", "text/javascript"),
+        ("/", "text/html"),
+    ],
+)
+def test_server_mime_types(server: str, path: str, mime: str) -> None:
+    with urllib.request.urlopen(server + path) as response:
+        assert response.headers.get_content_type() == mime
