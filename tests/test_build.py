@@ -17,6 +17,7 @@ import pytest
 
 import build
 import kvcalc
+from tools import devenv
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +145,47 @@ def server(site: Path) -> Iterator[str]:
 def test_server_mime_types(server: str, path: str, mime: str) -> None:
     with urllib.request.urlopen(server + path) as response:
         assert response.headers.get_content_type() == mime
+
+
+def test_stamp_follows_file_contents(tmp_path: Path) -> None:
+    req = tmp_path / "dev.txt"
+    req.write_text("pytest==9.2.0\n")
+    first = devenv.files_hash([req])
+    assert not devenv.stamp_ok(tmp_path, first)
+    (tmp_path / devenv.STAMP_NAME).write_text(first + "\n")
+    assert devenv.stamp_ok(tmp_path, first)
+    req.write_text("pytest==9.2.1\n")
+    assert not devenv.stamp_ok(tmp_path, devenv.files_hash([req]))
+
+
+@pytest.fixture
+def no_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A machine with no Playwright browser and no /usr/bin/chromium (yet)."""
+    chromium = tmp_path / "chromium"
+    monkeypatch.delenv(devenv.BROWSER_ENV, raising=False)
+    monkeypatch.setattr(devenv, "playwright_browser_installed", lambda: False)
+    monkeypatch.setattr(devenv, "SYSTEM_CHROMIUM", chromium)
+    return chromium
+
+
+def test_browser_order_playwright_first(no_browser: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_browser.touch()
+    monkeypatch.setattr(devenv, "playwright_browser_installed", lambda: True)
+    assert devenv.ensure_browser() == devenv.PLAYWRIGHT
+
+
+def test_browser_system_chromium(no_browser: Path) -> None:
+    no_browser.touch()
+    assert devenv.ensure_browser() == str(no_browser)
+
+
+def test_browser_apt_installs_chromium_as_root(no_browser: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devenv, "can_apt_install", lambda: True)
+    monkeypatch.setattr(devenv, "apt_install_chromium", no_browser.touch)
+    assert devenv.ensure_browser() == str(no_browser)
+
+
+def test_browser_missing_says_what_to_install(no_browser: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devenv, "can_apt_install", lambda: False)
+    with pytest.raises(SystemExit, match="playwright install --with-deps chromium.*apt-get install chromium"):
+        devenv.ensure_browser()
