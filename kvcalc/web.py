@@ -1,27 +1,272 @@
-"""The browser's only door into kvcalc: JSON in, JSON out."""
+"""The browser's only door into kvcalc: JSON in, JSON out, never a traceback.
+
+Requests (``op``):
+
+- ``version`` → ``{version}``
+- ``catalog`` → dtypes, engines, GPUs and display labels the page's controls offer
+- ``load`` with ``models: [{id, name?, config | config_text}]`` → facts per model, plus ``errors``
+- ``compare`` with ``models`` (as for ``load``; an ``id`` alone reuses the parsed model) and
+  ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
+  lines, insights, and ``errors`` for the models that failed (the others still come back).
+
+Parsed models are cached by id, so a control change does not re-parse every config.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import kvcalc
+from kvcalc import hardware
 from kvcalc.errors import KVCalcError
+from kvcalc.facts import facts
+from kvcalc.fields import check_int
+from kvcalc.insights import insights
+from kvcalc.memory import ENGINES
+from kvcalc.model import load_model, parse_json
+from kvcalc.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
+
+MAX_MODELS = 64
+MAX_CACHED = 256
+MAX_NAME = 200
+MAX_DTYPES = 6
+MAX_BATCH = 65536
+MAX_TP = 1024
+#: Cache dtypes the page's menu offers (all of kvcalc's, BF16 and FP8 first).
+DEFAULT_REQUEST: dict[str, Any] = {
+    "op": "compare",
+    "seq_len": 131072,
+    "batch_size": 1,
+    "kv_dtypes": ["bf16", "fp8"],
+    "engine": "ideal",
+    "tensor_parallel_size": 1,
+    "gpu": hardware.DEFAULT_GPU,
+}
+
+_cache: dict[str, tuple[Mapping[str, Any], Prepared]] = {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated compare request (everything but the models)."""
+
+    seq_len: int
+    batch_size: int
+    kv_dtypes: tuple[str, ...]
+    engine: str
+    tensor_parallel_size: int
+    gpu: str | None
+
+
+def _text(value: Any, field: str, limit: int = MAX_NAME) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise KVCalcError(f"{field}: expected a non-empty string")
+    return value.strip()[:limit]
+
+
+def _settings(req: Mapping[str, Any]) -> tuple[Settings, list[str]]:
+    """Validate the request's controls; dtypes the engine cannot use are dropped with a notice."""
+    notices: list[str] = []
+    engine = req.get("engine", "ideal")
+    if engine not in ENGINES:
+        raise KVCalcError(f"engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    dtypes = req.get("kv_dtypes", ["bf16"])
+    if not isinstance(dtypes, list) or not dtypes or len(dtypes) > MAX_DTYPES:
+        raise KVCalcError(f"kv_dtypes: expected a list of 1 to {MAX_DTYPES} dtype names")
+    names = list(dict.fromkeys(kvcalc.get_dtype(d, "kv_dtypes").name for d in dtypes))
+    tp = check_int(req.get("tensor_parallel_size", 1), "tensor_parallel_size", maximum=MAX_TP)
+    if engine == "transformers":
+        kept = [d for d in names if d in hardware.MODEL_DTYPES]
+        if len(kept) < len(names):
+            dropped = ", ".join(d for d in names if d not in kept)
+            notices.append(f"The transformers engine caches in the model dtype: {dropped} not shown.")
+        names = kept or ["bf16"]
+        if tp != 1:
+            notices.append("The transformers engine runs on one device: tensor parallel set to 1.")
+            tp = 1
+    gpu = req.get("gpu")
+    if gpu is not None and hardware.gpu(gpu) is None:
+        raise KVCalcError(f"gpu: unknown GPU {gpu!r}")
+    return (
+        Settings(
+            seq_len=check_int(req.get("seq_len", 131072), "seq_len", maximum=MAX_CONTEXT),
+            batch_size=check_int(req.get("batch_size", 1), "batch_size", maximum=MAX_BATCH),
+            kv_dtypes=tuple(names),
+            engine=engine,
+            tensor_parallel_size=tp,
+            gpu=gpu,
+        ),
+        notices,
+    )
+
+
+def _prepared(item: Any, index: int) -> tuple[str, Prepared]:
+    """Parse (or reuse) one model of the request; KVCalcError names what is wrong."""
+    if not isinstance(item, Mapping):
+        raise KVCalcError(f"models[{index}]: expected an object with id and config")
+    model_id = _text(item.get("id"), f"models[{index}].id")
+    name = item.get("name")
+    name = None if name is None else _text(name, "name")
+    if "config_text" in item:
+        text = item["config_text"]
+        if not isinstance(text, str):
+            raise KVCalcError("config: expected the text of a config.json")
+        config: Any = parse_json(text)
+    else:
+        config = item.get("config")
+    cached = _cache.get(model_id)
+    if config is None:
+        if cached is None:
+            raise KVCalcError(f"id: model {model_id!r} is not loaded; send its config")
+        return model_id, cached[1]
+    if not isinstance(config, Mapping):
+        raise KVCalcError(f"config: expected a JSON object, got {type(config).__name__}")
+    if cached is not None and cached[0] == config and (name is None or cached[1].model.name == name):
+        return model_id, cached[1]
+    prep = Prepared(load_model(config, name=name))
+    if len(_cache) >= MAX_CACHED:
+        _cache.clear()
+    _cache[model_id] = (config, prep)
+    return model_id, prep
+
+
+def _models(req: Mapping[str, Any]) -> tuple[list[tuple[str, Prepared]], list[dict[str, str]]]:
+    """Every model of the request that parses, and an error entry for each one that does not."""
+    items = req.get("models", [])
+    if not isinstance(items, list):
+        raise KVCalcError("models: expected a list")
+    if len(items) > MAX_MODELS:
+        raise KVCalcError(f"models: at most {MAX_MODELS} models at once, got {len(items)}")
+    good: list[tuple[str, Prepared]] = []
+    errors: list[dict[str, str]] = []
+    for i, item in enumerate(items):
+        try:
+            good.append(_prepared(item, i))
+        except Exception as exc:  # one bad model never blanks the others
+            errors.append(_model_error(item, i, exc))
+    return good, errors
+
+
+def _model_error(item: Any, index: int, exc: Exception) -> dict[str, str]:
+    ident = item.get("id") if isinstance(item, Mapping) else None
+    name = item.get("name") if isinstance(item, Mapping) else None
+    ident = ident if isinstance(ident, str) else f"models[{index}]"
+    return {
+        "id": ident[:MAX_NAME],
+        "name": (name if isinstance(name, str) and name else ident)[:MAX_NAME],
+        "error": _message(exc),
+    }
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KVCalcError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}): {exc}"
+
+
+def describe(model_id: str, prep: Prepared) -> dict[str, Any]:
+    """Facts about one model that do not depend on the controls."""
+    m = prep.model
+    return {
+        "id": model_id,
+        "name": m.name,
+        "model_type": m.model_type,
+        **asdict(facts(m)),
+        "kinds": m.kinds(),
+        "max_context": max_context(m),
+        "verified": m.verified,
+        "notes": list(m.notes),
+        "params": hardware.param_counts(m),
+    }
+
+
+def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything the charts and table show for one model under the chosen controls."""
+    eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
+    tp, b, L = s.tensor_parallel_size, s.batch_size, s.seq_len
+    row = describe(model_id, prep)
+    weights = hardware.weight_bytes(prep.model)
+    per_gpu = None if weights is None else -(-weights // tp)
+    cache = {d: prep.total(L, b, d, eng) for d in s.kv_dtypes}
+    total = {d: None if per_gpu is None else per_gpu + c for d, c in cache.items()}
+    row.update(
+        beyond_max=row["max_context"] < L,
+        token_bytes={d: prep.token_bytes(d, tp) for d in s.kv_dtypes},
+        long_token_bytes={d: prep.long_token_bytes(d, tp) for d in s.kv_dtypes},
+        cache=cache,
+        breakdown={d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes},
+        weights=weights,
+        weights_per_gpu=per_gpu,
+        total=total,
+        fits={d: None if t is None or gpu is None else t <= gpu["bytes"] for d, t in total.items()},
+        lines={d: prep.line(d, eng).scaled(b) for d in s.kv_dtypes},
+    )
+    return row
+
+
+def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
+    s, notices = _settings(req)
+    good, errors = _models(req)
+    gpu = hardware.gpu(s.gpu) if s.gpu else None
+    rows = []
+    for model_id, prep in good:
+        try:
+            rows.append(_numbers(model_id, prep, s, gpu))
+        except Exception as exc:  # e.g. a tensor-parallel size that does not divide this model's heads
+            errors.append({"id": model_id, "name": prep.model.name, "error": _message(exc)})
+    return {
+        "settings": asdict(s),
+        "gpu": gpu,
+        "models": rows,
+        "insights": insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu),
+        "errors": errors,
+        "notices": notices,
+    }
+
+
+def _load(req: Mapping[str, Any]) -> dict[str, Any]:
+    good, errors = _models(req)
+    return {"models": [describe(i, p) for i, p in good], "errors": errors}
+
+
+def catalog() -> dict[str, Any]:
+    """What the controls offer: cache dtypes, engines, GPUs, labels, the default request."""
+    return {
+        "dtypes": list(kvcalc.dtype_names()),
+        "engines": list(ENGINES),
+        "gpus": hardware.gpus(),
+        "kind_labels": KIND_LABELS,
+        "max_context": MAX_CONTEXT,
+        "default_request": DEFAULT_REQUEST,
+    }
 
 
 def _handle(req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "version":
         return {"version": kvcalc.__version__}
+    if op == "catalog":
+        return catalog()
+    if op == "load":
+        return _load(req)
+    if op == "compare":
+        return _compare(req)
     raise KVCalcError(f"op: unknown operation {op!r}")
 
 
 def compute(request_json: str) -> str:
-    """Answer one JSON request; errors come back as {"ok": false, "error": ...}."""
+    """Answer one JSON request; errors come back as {"ok": false, "error": ...}, never a traceback."""
     try:
         req = json.loads(request_json)
         if not isinstance(req, dict):
             raise KVCalcError("request: must be a JSON object")
-        return json.dumps({"ok": True, **_handle(req)})
-    except (KVCalcError, json.JSONDecodeError) as exc:
-        return json.dumps({"ok": False, "error": str(exc)})
+        return json.dumps({"ok": True, **_handle(req)}, separators=(",", ":"))
+    except json.JSONDecodeError as exc:
+        return json.dumps({"ok": False, "error": f"request: not valid JSON ({exc})"})
+    except RecursionError:
+        return json.dumps({"ok": False, "error": "request: nested too deeply"})
+    except Exception as exc:  # the door never lets a traceback through
+        return json.dumps({"ok": False, "error": _message(exc)})

@@ -1,0 +1,203 @@
+"""Insight sentences computed from the current selection (never canned text).
+
+Input rows are the per-model dicts :mod:`kvcalc.web` builds (cache, lines, facts, fits…); each
+insight is ``{"kind": ..., "text": ...}``, plain text the page shows as text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from kvcalc.units import fmt_gib, fmt_int, fmt_tokens
+
+Row = dict[str, Any]
+MAX_PER_KIND = 3
+STATE_KINDS = ("mamba1", "mamba2", "gated_deltanet", "linear", "short_conv")
+_PURE_ATTENTION = ("GQA", "MQA", "MHA")
+
+
+def _dt(dtype: str) -> str:
+    return dtype.upper().replace("_", " ")
+
+
+def _names(rows: Sequence[Row], limit: int = 4) -> str:
+    names = [r["name"] for r in rows]
+    if len(names) > limit:
+        return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+
+
+def _times(a: int, b: int) -> str:
+    return f"{a / b:,.1f}×" if b else "∞×"
+
+
+def _size(row: Row) -> float:
+    params = row.get("params") or {}
+    return float(params.get("total") or row["layers"])
+
+
+def mla_vs_gqa(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
+    """How much less each MLA model stores than the GQA model nearest to it in size."""
+    gqa = [r for r in rows if r["attention"] in _PURE_ATTENTION and r["cache"][d]]
+    out = []
+    for r in (r for r in rows if r["attention"] == "MLA"):
+        if not gqa:
+            break
+        other = min(gqa, key=lambda g: abs(math.log(_size(g) / _size(r))))
+        a, b = r["cache"][d], other["cache"][d]
+        basis = "parameter count" if r.get("params") and other.get("params") else "depth"
+        rel = f"{_times(b, a)} less than" if b >= a else f"{_times(a, b)} more than"
+        out.append(
+            f"{r['name']} (MLA) stores {fmt_gib(a)} at {ctx} in {_dt(d)} — {rel} {other['name']} "
+            f"({other['attention']}, {fmt_gib(b)}), the nearest full-attention model by {basis}: "
+            f"{fmt_int(r['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes per token."
+        )
+    return out[:MAX_PER_KIND]
+
+
+def _plateau(line: dict[str, Any]) -> tuple[int, int] | None:
+    """(first context where the line stops growing, its value) when it flattens before its end."""
+    xs, ys = line["x"], line["y"]
+    if len(ys) < 3 or ys[-1] != ys[-2]:
+        return None
+    i = len(ys) - 1
+    while i > 0 and ys[i - 1] == ys[-1]:
+        i -= 1
+    return xs[i], ys[-1]
+
+
+def sliding_caps(rows: Sequence[Row], d: str) -> list[str]:
+    """Which models sliding windows cap, and where."""
+    out = []
+    for r in rows:
+        window = r.get("sliding_window")
+        if not window:
+            continue
+        plateau = _plateau(r["lines"][d])
+        if r["growing_layers"] == 0 and plateau:
+            out.append(
+                f"{r['name']} stops growing at {fmt_int(plateau[0])} tokens: every layer slides over a "
+                f"{fmt_int(window)}-token window, so its cache stays at {fmt_gib(plateau[1])} however long "
+                "the context."
+            )
+        elif r["growing_layers"]:
+            slide = r["layers"] - r["growing_layers"] - r["state_layers"]
+            out.append(
+                f"{r['name']}: {slide} of {r['layers']} layers slide over {fmt_int(window)} tokens, so past "
+                f"the window only {r['growing_layers']} layers grow — {fmt_int(r['long_token_bytes'][d])} "
+                f"instead of {fmt_int(r['token_bytes'][d])} bytes per token."
+            )
+    return out[:MAX_PER_KIND]
+
+
+def state_floors(rows: Sequence[Row], d: str, batch: int) -> list[str]:
+    """Hybrids: the fixed recurrent state and the layers that still grow."""
+    out = []
+    for r in rows:
+        parts = r["breakdown"][d]
+        state = sum(v for k, v in parts.items() if k in STATE_KINDS)
+        if not r["state_layers"] or not state:
+            continue
+        per = "" if batch == 1 else f" for {fmt_int(batch)} sequences"
+        grow = (
+            f"only its {r['growing_layers']} attention layers grow with context "
+            f"({fmt_int(r['long_token_bytes'][d])} bytes per token)"
+            if r["growing_layers"]
+            else "nothing grows with context"
+        )
+        out.append(
+            f"{r['name']} keeps a fixed {fmt_gib(state)} of recurrent state in {r['state_layers']} layers"
+            f"{per}, whatever the context; {grow}."
+        )
+    return out[:MAX_PER_KIND]
+
+
+def fp8_savings(rows: Sequence[Row], dtypes: Sequence[str]) -> list[str]:
+    """When BF16 and FP8 are both shown: which caches FP8 does not exactly halve."""
+    if "bf16" not in dtypes or "fp8" not in dtypes:
+        return []
+    halved = [r for r in rows if r["cache"]["bf16"] and r["cache"]["fp8"] * 2 == r["cache"]["bf16"]]
+    partial = [r for r in rows if r["cache"]["bf16"] and r not in halved]
+    out = []
+    if halved:
+        out.append(f"FP8 exactly halves the cache of {_names(halved)}.")
+    for r in partial[:MAX_PER_KIND]:
+        saved = 1 - r["cache"]["fp8"] / r["cache"]["bf16"]
+        out.append(
+            f"FP8 saves {saved:.0%} on {r['name']}, not 50%: part of its cache (state or scales) keeps "
+            "its own precision."
+        )
+    return out
+
+
+def gpu_fit(
+    rows: Sequence[Row], dtypes: Sequence[str], ctx: str, batch: int, gpu: dict[str, Any] | None
+) -> list[str]:
+    """Which models fit on the chosen GPU (weights per GPU + cache), and what FP8 rescues."""
+    if gpu is None or not rows:
+        return []
+    d = dtypes[0]
+    where = f"one {gpu['name']} ({fmt_gib(gpu['bytes'])})"
+    load = f"{ctx} × batch {fmt_int(batch)}"
+    known = [r for r in rows if r["fits"][d] is not None]
+    out = []
+    if known:
+        fit = [r for r in known if r["fits"][d]]
+        if fit:
+            out.append(
+                f"At {load}, {len(fit)} of {len(known)} models fit on {where} with weights and "
+                f"{_dt(d)} cache: {_names(fit)}."
+            )
+        else:
+            out.append(f"At {load}, none of the models fit on {where} with weights and {_dt(d)} cache.")
+        for other in dtypes[1:]:
+            rescued = [r for r in known if not r["fits"][d] and r["fits"][other]]
+            if rescued:
+                out.append(f"An {_dt(other)} cache makes {_names(rescued)} fit too.")
+    over = [r for r in rows if r["cache"][d] > gpu["bytes"]]
+    if over:
+        out.append(f"The {_dt(d)} cache alone of {_names(over)} is larger than {where} at {load}.")
+    return out
+
+
+def spread(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
+    """Largest and smallest cache in the selection."""
+    sized = [r for r in rows if r["cache"][d]]
+    if len(sized) < 2:
+        return []
+    hi = max(sized, key=lambda r: r["cache"][d])
+    lo = min(sized, key=lambda r: r["cache"][d])
+    return [
+        f"At {ctx}, the largest {_dt(d)} cache is {hi['name']}'s ({fmt_gib(hi['cache'][d])}), "
+        f"{_times(hi['cache'][d], lo['cache'][d])} the smallest, {lo['name']}'s ({fmt_gib(lo['cache'][d])})."
+    ]
+
+
+def beyond_max(rows: Sequence[Row], ctx: str) -> list[str]:
+    """Models asked about past their max_position_embeddings."""
+    over = [r for r in rows if r.get("beyond_max")]
+    if not over:
+        return []
+    detail = ", ".join(f"{r['name']} ({fmt_tokens(r['max_context'])})" for r in over)
+    return [f"{ctx} is past the max context of {detail}: their numbers are what the cache would hold."]
+
+
+def insights(
+    rows: Sequence[Row], dtypes: Sequence[str], seq_len: int, batch: int, gpu: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    """All insights for the selection, most telling first."""
+    if not rows or not dtypes:
+        return []
+    d, ctx = dtypes[0], f"{fmt_tokens(seq_len)} tokens"
+    groups = (
+        ("mla", mla_vs_gqa(rows, d, ctx)),
+        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu)),
+        ("sliding", sliding_caps(rows, d)),
+        ("state", state_floors(rows, d, batch)),
+        ("fp8", fp8_savings(rows, dtypes)),
+        ("spread", spread(rows, d, ctx)),
+        ("context", beyond_max(rows, ctx)),
+    )
+    return [{"kind": kind, "text": text} for kind, texts in groups for text in texts]

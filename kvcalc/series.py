@@ -1,0 +1,159 @@
+"""Chart series for a selection of models: bytes at one context (bars) and over contexts (log-log lines).
+
+Every number here is :func:`kvcalc.kv_cache_bytes` — computed on a copy of the model that keeps one
+layer per distinct spec, times how often it occurs (exact: a layer's bytes depend only on its spec and
+the set of specs, never on its position). Lines do not depend on the chosen context or GPU, and cache
+bytes are exactly linear in the batch size, so a :class:`Prepared` model keeps its lines at batch 1 per
+(dtype, engine, tensor-parallel size) and scales them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+
+from kvcalc.layers import ChunkedAttention, SlidingWindow
+from kvcalc.memory import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes
+from kvcalc.model import Model
+
+MIN_CONTEXT = 1024
+MAX_CONTEXT = 10_000_000
+#: Used as the line's end when a config has no max_position_embeddings.
+DEFAULT_MAX_CONTEXT = 131072
+POINTS = 100
+#: Kinds that never hold bytes (left out of breakdowns).
+EMPTY_KINDS = frozenset({"none", "shared_kv"})
+_MAX_CACHED_LINES = 64
+
+KIND_LABELS = {
+    "full": "full attention",
+    "sliding": "sliding window",
+    "chunked": "chunked attention",
+    "mla": "MLA latent",
+    "mamba1": "Mamba state",
+    "mamba2": "Mamba-2 state",
+    "gated_deltanet": "Gated DeltaNet state",
+    "linear": "linear-attention state",
+    "short_conv": "short-conv state",
+    "cross": "cross attention",
+    "parallel": "attention + Mamba",
+    "shared_kv": "shared KV",
+    "none": "no cache",
+}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Everything but the context, dtype and batch that a cache size depends on."""
+
+    engine: str = "ideal"
+    tensor_parallel_size: int = 1
+    block_size: int = 16
+    max_num_batched_tokens: int = 8192
+
+    def kwargs(self) -> dict[str, object]:
+        """Keyword arguments for :func:`kvcalc.layer_bytes`."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Line:
+    """Cache bytes over contexts for batch 1: totals and per-kind parts."""
+
+    x: tuple[int, ...]
+    y: tuple[int, ...]
+    parts: dict[str, tuple[int, ...]]
+
+    def scaled(self, batch: int) -> dict[str, object]:
+        """JSON-ready line for ``batch`` sequences (bytes are linear in the batch)."""
+        return {
+            "x": list(self.x),
+            "y": [v * batch for v in self.y],
+            "parts": {k: [v * batch for v in vs] for k, vs in self.parts.items()},
+        }
+
+
+def max_context(model: Model) -> int:
+    """Where a model's line ends: its max_position_embeddings, capped at 10M tokens."""
+    return min(model.max_position_embeddings or DEFAULT_MAX_CONTEXT, MAX_CONTEXT)
+
+
+def breakpoints(model: Model, eng: Engine) -> set[int]:
+    """Contexts where some layer stops growing (so plateaus start exactly where they should)."""
+    in_flight = VLLM_CONCURRENT_BATCHES * eng.max_num_batched_tokens
+    out: set[int] = set()
+    for layer in model.layers:
+        for leaf in layer.leaves():
+            size = leaf.window if isinstance(leaf, SlidingWindow) else None
+            if isinstance(leaf, ChunkedAttention):
+                size = leaf.chunk
+            if size:
+                out |= {size - 1, size, size - 1 + in_flight, size + in_flight}
+    return out
+
+
+def context_points(model: Model, eng: Engine, n: int = POINTS) -> tuple[int, ...]:
+    """About ``n`` log-spaced token counts from 1K to the model's max context, plus its breakpoints."""
+    hi = max_context(model)
+    lo = MIN_CONTEXT if hi > MIN_CONTEXT else max(1, hi // 32)
+    if hi <= lo or n < 2:
+        return (hi,)
+    ratio = hi / lo
+    xs = {round(lo * ratio ** (k / (n - 1))) for k in range(n)} | {lo, hi}
+    xs |= {b for b in breakpoints(model, eng) if lo < b < hi}
+    return tuple(sorted(xs))
+
+
+class Prepared:
+    """A parsed model ready for repeated questions: distinct layer specs, counts, cached lines."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        counts = Counter(model.layers)
+        self.unique = dataclasses.replace(model, layers=tuple(counts))
+        self.counts = tuple(counts.values())
+        self.kinds = tuple(layer.kind for layer in counts)
+        self._lines: dict[tuple[str, Engine], Line] = {}
+
+    def _layer_bytes(self, seq_len: int, batch: int, dtype: str, eng: Engine) -> list[int]:
+        per = layer_bytes(self.unique, seq_len, batch_size=batch, kv_dtype=dtype, **eng.kwargs())  # type: ignore[arg-type]
+        return [b * c for b, c in zip(per, self.counts, strict=True)]
+
+    def total(self, seq_len: int, batch: int, dtype: str, eng: Engine) -> int:
+        """Same as kv_cache_bytes(model, seq_len, batch_size=batch, kv_dtype=dtype, **eng)."""
+        return sum(self._layer_bytes(seq_len, batch, dtype, eng))
+
+    def by_kind(self, seq_len: int, batch: int, dtype: str, eng: Engine) -> dict[str, int]:
+        """Same as breakdown(...), without the kinds that never hold bytes."""
+        out: dict[str, int] = {}
+        for kind, size in zip(self.kinds, self._layer_bytes(seq_len, batch, dtype, eng), strict=True):
+            if kind not in EMPTY_KINDS:
+                out[kind] = out.get(kind, 0) + size
+        return out
+
+    def line(self, dtype: str, eng: Engine) -> Line:
+        """Bytes at batch 1 over :func:`context_points` (memoised)."""
+        key = (dtype, eng)
+        if key not in self._lines:
+            if len(self._lines) >= _MAX_CACHED_LINES:
+                self._lines.clear()
+            xs = context_points(self.model, eng)
+            parts: dict[str, list[int]] = {k: [] for k in dict.fromkeys(self.kinds) if k not in EMPTY_KINDS}
+            ys = []
+            for x in xs:
+                kinds = self.by_kind(x, 1, dtype, eng)
+                for k, v in kinds.items():
+                    parts[k].append(v)
+                ys.append(sum(kinds.values()))
+            self._lines[key] = Line(tuple(xs), tuple(ys), {k: tuple(v) for k, v in parts.items()})
+        return self._lines[key]
+
+    def token_bytes(self, dtype: str, tp: int = 1) -> int:
+        """Bytes one more token adds at short context (ideal; sliding layers still growing)."""
+        eng = Engine(tensor_parallel_size=tp)
+        return self.total(2, 1, dtype, eng) - self.total(1, 1, dtype, eng)
+
+    def long_token_bytes(self, dtype: str, tp: int = 1) -> int:
+        """Bytes one more token adds at long context (windows full): kv_bytes_per_token."""
+        return kv_bytes_per_token(self.model, dtype, tensor_parallel_size=tp)

@@ -1,0 +1,111 @@
+"""Chart series are kvcalc.kv_cache_bytes, byte for byte: bars, lines, breakdowns, plateaus."""
+
+from __future__ import annotations
+
+import pytest
+
+import kvcalc
+from kvcalc.series import MAX_CONTEXT, MIN_CONTEXT, Engine, Prepared, context_points, max_context
+from kvcalc.units import fmt_gib, fmt_tokens, gib_decimals
+from tests.shared_configs import hf_config, hf_ids
+
+ENGINES = [Engine("ideal"), Engine("vllm"), Engine("transformers"), Engine("vllm", tensor_parallel_size=2)]
+
+
+@pytest.fixture(scope="module")
+def prepared() -> dict[str, Prepared]:
+    return {i: Prepared(kvcalc.load_model(hf_config(i), name=i)) for i in hf_ids()}
+
+
+def _kw(eng: Engine) -> dict[str, object]:
+    return eng.kwargs()
+
+
+@pytest.mark.parametrize("eng", ENGINES, ids=lambda e: f"{e.engine}-tp{e.tensor_parallel_size}")
+def test_totals_and_breakdowns_match_core(prepared: dict[str, Prepared], eng: Engine) -> None:
+    dtypes = ["bf16"] if eng.engine == "transformers" else ["bf16", "fp8", "nvfp4"]
+    for hf_id, prep in prepared.items():
+        for d in dtypes:
+            for L in (1, 1000, 4097, 131072, 1_000_003):
+                for b in (1, 3):
+                    try:
+                        want = kvcalc.kv_cache_bytes(prep.model, L, batch_size=b, kv_dtype=d, **_kw(eng))
+                    except kvcalc.KVCalcError:
+                        continue  # tp 2 does not divide this model's heads
+                    assert prep.total(L, b, d, eng) == want, (hf_id, d, L, b)
+                    kinds = kvcalc.breakdown(prep.model, L, batch_size=b, kv_dtype=d, **_kw(eng))
+                    got = prep.by_kind(L, b, d, eng)
+                    assert got == {k: v for k, v in kinds.items() if k in got}, (hf_id, d, L)
+                    assert sum(got.values()) == want
+
+
+@pytest.mark.parametrize("eng", ENGINES[:3], ids=lambda e: e.engine)
+def test_lines_match_core_at_every_point(prepared: dict[str, Prepared], eng: Engine) -> None:
+    for hf_id in ("mistralai/Mistral-7B-v0.1", "Qwen/Qwen3-Next-80B-A3B-Thinking", "openai/gpt-oss-120b"):
+        prep = prepared[hf_id]
+        line = prep.line("bf16", eng).scaled(4)
+        for x, y in zip(line["x"], line["y"], strict=True):
+            assert y == kvcalc.kv_cache_bytes(prep.model, x, batch_size=4, kv_dtype="bf16", **_kw(eng))
+        assert sum(v[-1] for v in line["parts"].values()) == line["y"][-1]
+
+
+def test_points_span_1k_to_max_context_log_spaced(prepared: dict[str, Prepared]) -> None:
+    for prep in prepared.values():
+        xs = context_points(prep.model, Engine())
+        assert xs[0] == MIN_CONTEXT and xs[-1] == max_context(prep.model)
+        assert 95 <= len(xs) <= 110
+        assert list(xs) == sorted(set(xs))
+
+
+def test_max_context_capped_at_10m() -> None:
+    cfg = {**hf_config("meta-llama/Llama-3.1-8B"), "max_position_embeddings": 50_000_000}
+    assert max_context(kvcalc.load_model(cfg)) == MAX_CONTEXT
+    del cfg["max_position_embeddings"]
+    assert max_context(kvcalc.load_model(cfg)) == 131072
+
+
+def test_mistral_plateau_past_4096(prepared: dict[str, Prepared]) -> None:
+    prep = prepared["mistralai/Mistral-7B-v0.1"]
+    line = prep.line("bf16", Engine())
+    at = dict(zip(line.x, line.y, strict=True))
+    assert 4096 in at and 4095 in at
+    assert at[4095] < at[4096]
+    assert {y for x, y in at.items() if x >= 4096} == {at[4096]} == {32 * 2 * 8 * 128 * 2 * 4096}
+    assert prep.token_bytes("bf16") == 131072 and prep.long_token_bytes("bf16") == 0
+
+
+def test_fp8_exactly_halves_full_attention(prepared: dict[str, Prepared]) -> None:
+    full = [p for p in prepared.values() if set(p.model.kinds()) == {"full"}]
+    assert len(full) > 10
+    for prep in full:
+        for eng in (Engine("ideal"), Engine("vllm")):
+            for L in (1024, 131072):
+                assert prep.total(L, 1, "fp8", eng) * 2 == prep.total(L, 1, "bf16", eng)
+            assert [2 * y for y in prep.line("fp8", eng).y] == list(prep.line("bf16", eng).y)
+
+
+def test_hybrid_state_floor_visible(prepared: dict[str, Prepared]) -> None:
+    prep = prepared["Qwen/Qwen3-Next-80B-A3B-Thinking"]
+    line = prep.line("bf16", Engine())
+    state = line.parts["gated_deltanet"]
+    assert len(set(state)) == 1 and state[0] > 0
+    assert line.parts["full"][0] < line.parts["full"][-1]
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0.00 GiB"),
+        (1 << 27, "0.13 GiB"),  # 0.125: half-up like JS, not half-even
+        (int(8.58 * (1 << 30)), "8.58 GiB"),
+        (1234 * (1 << 30) + (1 << 29), "1,234.50 GiB"),
+        (int(0.00234 * (1 << 30)), "0.00234 GiB"),
+    ],
+)
+def test_fmt_gib(n: int, text: str) -> None:
+    assert fmt_gib(n) == text
+    assert gib_decimals(n) >= 2
+
+
+def test_fmt_tokens() -> None:
+    assert [fmt_tokens(n) for n in (131072, 1 << 20, 5000, 4096)] == ["128K", "1M", "5,000", "4K"]

@@ -1,0 +1,174 @@
+"""kvcalc.web.compute: JSON round trips, the error shape, per-model errors, hostile input stays data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import kvcalc
+from kvcalc import web
+from tests.shared_configs import hf_config
+
+LLAMA = "meta-llama/Llama-3.1-8B"
+MISTRAL = "mistralai/Mistral-7B-v0.1"
+DEEPSEEK = "deepseek-ai/DeepSeek-V3"
+QWEN_NEXT = "Qwen/Qwen3-Next-80B-A3B-Thinking"
+
+
+def call(req: Any) -> dict[str, Any]:
+    out = web.compute(req if isinstance(req, str) else json.dumps(req))
+    assert isinstance(out, str)
+    return json.loads(out)
+
+
+def entry(hf_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": hf_id, "name": hf_id.split("/")[1], "config": hf_config(hf_id), **extra}
+
+
+def compare(models: list[Any], **controls: Any) -> dict[str, Any]:
+    return call({**web.DEFAULT_REQUEST, "models": models, **controls})
+
+
+def test_version_round_trip() -> None:
+    assert call({"op": "version"}) == {"ok": True, "version": kvcalc.__version__}
+
+
+def test_catalog_lists_controls() -> None:
+    cat = call({"op": "catalog"})
+    assert cat["ok"] and "fp8" in cat["dtypes"] and cat["engines"] == ["ideal", "transformers", "vllm"]
+    assert cat["default_request"]["kv_dtypes"] == ["bf16", "fp8"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "start"),
+    [
+        ("{not json", "request: not valid JSON"),
+        ("[1, 2]", "request: must be a JSON object"),
+        ('"compare"', "request: must be a JSON object"),
+        ('{"op": "explode"}', "op: unknown operation"),
+        ('{"op": "compare", "seq_len": -1}', "seq_len: must be ≥ 1"),
+        ('{"op": "compare", "seq_len": "128k"}', "seq_len: expected an integer"),
+        ('{"op": "compare", "seq_len": 20000000}', "seq_len: 20000000 is implausibly large"),
+        ('{"op": "compare", "batch_size": 0}', "batch_size: must be ≥ 1"),
+        ('{"op": "compare", "kv_dtypes": ["fp7"]}', "kv_dtypes: unknown dtype 'fp7'"),
+        ('{"op": "compare", "kv_dtypes": []}', "kv_dtypes: expected a list"),
+        ('{"op": "compare", "engine": "tgi"}', "engine: unknown engine 'tgi'"),
+        ('{"op": "compare", "tensor_parallel_size": 1.5}', "tensor_parallel_size: expected an integer"),
+        ('{"op": "compare", "models": {}}', "models: expected a list"),
+        ("[" * 100_000 + "]" * 100_000, "request: "),
+    ],
+)
+def test_errors_have_one_shape_and_name_the_field(raw: str, start: str) -> None:
+    out = call(raw)
+    assert out["ok"] is False and set(out) == {"ok", "error"}
+    assert out["error"].startswith(start), out["error"]
+    assert "Traceback" not in out["error"]
+
+
+def test_non_string_input_is_an_error_not_a_traceback() -> None:
+    out = json.loads(web.compute(None))  # type: ignore[arg-type]
+    assert out["ok"] is False and "Traceback" not in out["error"]
+
+
+def test_compare_numbers_are_core_numbers() -> None:
+    out = compare(
+        [entry(LLAMA), entry(DEEPSEEK), entry(QWEN_NEXT)], seq_len=32768, batch_size=2, engine="vllm"
+    )
+    assert out["ok"] and out["errors"] == []
+    for row in out["models"]:
+        model = kvcalc.load_model(hf_config(row["id"]))
+        for d in ("bf16", "fp8"):
+            want = kvcalc.kv_cache_bytes(model, 32768, batch_size=2, kv_dtype=d, engine="vllm")
+            assert row["cache"][d] == want
+            assert sum(row["breakdown"][d].values()) == want
+            line = row["lines"][d]
+            i = len(line["x"]) // 2
+            assert line["y"][i] == kvcalc.kv_cache_bytes(
+                model, line["x"][i], batch_size=2, kv_dtype=d, engine="vllm"
+            )
+        assert row["token_bytes"]["bf16"] == kvcalc.kv_bytes_per_token(model, "bf16") or row["sliding_window"]
+
+
+def test_table_facts() -> None:
+    out = compare([entry(LLAMA), entry(DEEPSEEK), entry(QWEN_NEXT), entry(MISTRAL)])
+    rows = {r["id"]: r for r in out["models"]}
+    assert (
+        rows[LLAMA]["attention"] == "GQA" and rows[LLAMA]["kv_heads"] == 8 and rows[LLAMA]["head_dim"] == 128
+    )
+    assert rows[DEEPSEEK]["attention"] == "MLA" and rows[DEEPSEEK]["head_dim_label"] == "576 (512+64)"
+    assert rows[QWEN_NEXT]["attention"] == "hybrid (Gated DeltaNet + GQA)"
+    assert rows[MISTRAL]["attention"] == "SWA" and rows[MISTRAL]["sliding_window"] == 4096
+    assert rows[DEEPSEEK]["cache"]["bf16"] == 61 * 576 * 2 * 131072  # the well-known 8.58 GiB
+
+
+def test_per_model_errors_come_back_beside_good_results() -> None:
+    broken = {"id": "custom:1", "name": "Broken", "config": {"model_type": "llama", "hidden_size": 64}}
+    not_json = {"id": "custom:2", "name": "Pasted", "config_text": '{"model_type": '}
+    out = compare([entry(LLAMA), broken, not_json, "junk", {"id": "never-loaded-xyz"}])
+    assert out["ok"] and [r["id"] for r in out["models"]] == [LLAMA]
+    errors = {e["id"]: e for e in out["errors"]}
+    assert errors["custom:1"]["error"].startswith("num_hidden_layers: required field missing")
+    assert errors["custom:1"]["name"] == "Broken"
+    assert errors["custom:2"]["error"].startswith("config: not valid JSON")
+    assert errors["models[3]"]["error"].startswith("models[3]: expected an object")
+    assert errors["never-loaded-xyz"]["error"].startswith("id: model 'never-loaded-xyz' is not loaded")
+
+
+def test_tensor_parallel_error_is_per_model() -> None:
+    out = compare([entry(LLAMA), entry(QWEN_NEXT)], tensor_parallel_size=3, engine="vllm")
+    assert [r["id"] for r in out["models"]] == [QWEN_NEXT]  # 2 KV heads are replicated across 3 ranks
+    assert out["errors"][0]["id"] == LLAMA
+    assert out["errors"][0]["error"].startswith("tensor_parallel_size: 3 does not divide")
+
+
+def test_transformers_engine_drops_fp8_with_a_notice() -> None:
+    out = compare([entry(LLAMA)], engine="transformers")
+    assert out["settings"]["kv_dtypes"] == ["bf16"] and "fp8" in out["notices"][0]
+
+
+def test_ids_alone_reuse_the_parsed_model() -> None:
+    compare([entry(LLAMA)])
+    out = compare([{"id": LLAMA}], seq_len=4096)
+    assert out["models"][0]["cache"]["bf16"] == 32 * 2 * 8 * 128 * 2 * 4096
+
+
+def test_changed_config_under_same_id_is_reparsed() -> None:
+    compare([{"id": "custom:x", "config": hf_config(LLAMA)}])
+    smaller = {**hf_config(LLAMA), "num_hidden_layers": 16}
+    out = compare([{"id": "custom:x", "config": smaller}])
+    assert out["models"][0]["layers"] == 16
+
+
+def test_hostile_name_stays_a_plain_string() -> None:
+    name = "<img src=x onerror=alert(1)>"
+    out = compare([{"id": "custom:evil", "name": name, "config": hf_config(LLAMA)}])
+    assert out["models"][0]["name"] == name
+    bad = compare([{"id": "custom:evil2", "name": name, "config": {"model_type": "llama"}}])
+    assert bad["errors"][0]["name"] == name
+    loaded = call(
+        {"op": "load", "models": [{"id": "c", "config": {**hf_config(LLAMA), "_name_or_path": name}}]}
+    )
+    assert loaded["models"][0]["name"] == name
+
+
+def test_load_reports_facts_and_errors() -> None:
+    out = call({"op": "load", "models": [entry(MISTRAL), {"id": "bad", "config_text": "[]"}]})
+    assert out["models"][0]["attention"] == "SWA"
+    assert out["errors"][0]["error"].startswith("config: expected a JSON object")
+
+
+def test_insights_are_computed_from_the_selection() -> None:
+    out = compare([entry(LLAMA), entry(DEEPSEEK), entry(MISTRAL), entry(QWEN_NEXT)])
+    text = " ".join(i["text"] for i in out["insights"])
+    assert "DeepSeek-V3 (MLA) stores 8.58 GiB" in text
+    assert "Mistral-7B-v0.1 stops growing at 4,096 tokens" in text
+    assert "Qwen3-Next-80B-A3B-Thinking keeps a fixed" in text
+    alone = compare([entry(LLAMA)])
+    assert "MLA" not in " ".join(i["text"] for i in alone["insights"])
+
+
+def test_default_request_is_valid() -> None:
+    out = compare([entry(LLAMA)])
+    assert out["ok"] and out["settings"]["seq_len"] == 131072
