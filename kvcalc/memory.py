@@ -88,8 +88,22 @@ def _precision(model: Model, req: Request, leaf: LayerSpec | None = None) -> Pre
     return Precision(kv=kv, state=state, ssm=FP32)
 
 
-def _vllm_layers(model: Model, req: Request) -> list[int]:
-    """vLLM per-request pages × batch, per layer (GUIDE §4)."""
+@dataclass(frozen=True)
+class VLLMPage:
+    """One cache a layer holds under vLLM: bytes of one page and pages one request needs.
+
+    ``block_size`` is the attention block size in force (vLLM raises it for hybrid models so one
+    attention page holds a whole mamba state); ``kind`` is the layer spec's kind.
+    """
+
+    kind: str
+    page_bytes: int
+    pages: int
+    block_size: int
+
+
+def _vllm_pages(model: Model, req: Request) -> list[tuple[VLLMPage, ...]]:
+    """Per layer, the pages one request needs (GUIDE §4), one entry per cache the layer holds."""
     tp, L = req.tensor_parallel_size, req.seq_len
     in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
     leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
@@ -105,15 +119,53 @@ def _vllm_layers(model: Model, req: Request) -> list[int]:
     n_state = VLLM_STATE_PAGES[req.enable_prefix_caching]
     out = []
     for layer in model.layers:
-        total = 0
+        pages = []
         for leaf in layer.leaves():
             p = _precision(model, req, leaf)
             if isinstance(leaf, _State):
-                total += n_state * (padded_state or leaf.vllm_state_bytes(p, tp))
+                page, n = padded_state or leaf.vllm_state_bytes(p, tp), n_state
             elif leaf.paged:
-                total += leaf.vllm_blocks(L, block, in_flight) * leaf.vllm_page_bytes(block, p, tp)  # type: ignore[attr-defined]
-        out.append(total * req.batch_size if L else 0)
+                page = leaf.vllm_page_bytes(block, p, tp)  # type: ignore[attr-defined]
+                n = leaf.vllm_blocks(L, block, in_flight)  # type: ignore[attr-defined]
+            else:
+                continue
+            pages.append(VLLMPage(leaf.kind, page, n if L else 0, block))
+        out.append(tuple(pages))
     return out
+
+
+def _vllm_layers(model: Model, req: Request) -> list[int]:
+    """vLLM per-request pages × batch, per layer (GUIDE §4)."""
+    return [sum(x.page_bytes * x.pages for x in layer) * req.batch_size for layer in _vllm_pages(model, req)]
+
+
+def vllm_layer_pages(
+    model: Model,
+    seq_len: int,
+    *,
+    kv_dtype: str = "bf16",
+    tensor_parallel_size: int = 1,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 8192,
+    enable_prefix_caching: bool = True,
+) -> list[tuple[VLLMPage, ...]]:
+    """Per layer, vLLM's page size and the pages one request of ``seq_len`` tokens needs.
+
+    ``sum(page_bytes * pages)`` over a layer equals :func:`layer_bytes` with ``engine="vllm"``,
+    ``batch_size=1``. Layers without a cache give an empty tuple.
+    """
+    req = _request(
+        model,
+        seq_len,
+        batch_size=1,
+        kv_dtype=kv_dtype,
+        engine="vllm",
+        tensor_parallel_size=tensor_parallel_size,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        enable_prefix_caching=enable_prefix_caching,
+    )
+    return _vllm_pages(model, req)
 
 
 def layer_bytes(
