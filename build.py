@@ -86,11 +86,13 @@ def wheel_name(version: str) -> str:
 
 
 def package_files() -> list[Path]:
-    """Every file of the kvcalc package (sources and package data), without caches."""
+    """Every file of the kvcalc package (sources and package data), without caches or dotfiles."""
     return sorted(
         p
         for p in PACKAGE.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".pyo"}
+        if p.is_file()
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(PACKAGE).parts)
+        and p.suffix not in {".pyc", ".pyo"}
     )
 
 
