@@ -403,6 +403,9 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
         out.append("vLLM's mxfp4 MoE kernels may pad the expert width (gpt-oss-20b measured +0.65 GiB)")
     if a.tp > 1:
         out.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
+    if a.gpu.unified:
+        out.append("vLLM does not run on Apple GPUs: vLLM's arithmetic applied to unified memory "
+                   "(macOS lets the GPU wire only part of it)")
     return out
 
 
@@ -486,12 +489,14 @@ def recommend(
 ) -> list[Plan]:
     """The smallest tensor-parallel configuration that fits on each GPU type, fewest GPUs first.
 
-    Sorted by GPU count, then total memory. ``gpus`` defaults to the whole catalog; ``kw`` takes the
+    Sorted by GPU count, then total memory. ``gpus`` defaults to the catalog's discrete GPUs (vLLM does
+    not run on Apple unified memory; name those explicitly to apply the same arithmetic); ``kw`` takes the
     remaining :func:`plan` arguments (kv_dtype, weight_dtype, gpu_memory_utilization, …).
     """
     p = count_params(model)
     out = []
-    for g in (get_gpu(x) for x in (gpus if gpus is not None else GPUS)):
+    candidates = gpus if gpus is not None else [g for g in GPUS if not g.unified]
+    for g in (get_gpu(x) for x in candidates):
         for n in (x for x in TP_CANDIDATES if x <= max_gpus):
             settings = {**_DEFAULTS, **kw, "gpu": g, "num_gpus": n, "tensor_parallel_size": n,
                         "max_model_len": max_model_len, "batch_size": batch_size}  # fmt: skip

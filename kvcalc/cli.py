@@ -1,0 +1,668 @@
+"""Command line: ``kvcalc kv | plan | recommend | compare | models | config``, and ``kv-cache-calc``.
+
+MODEL is a preloaded name (``DeepSeek-V3`` or ``deepseek-ai/DeepSeek-V3``, case-insensitive), a path
+to a config.json (or its folder), or a Hugging Face id (fetched with transformers: the ``config`` extra).
+Token counts take ``32768``, ``32k``, ``128K``, ``1M``: k = 1024 and M = 1024², as context lengths are
+named (128k = 131,072). Tables state their units (GiB = 2^30 bytes); ``--json`` prints machine output.
+Bad arguments print one line on stderr and exit 2.
+
+Subcommands are registered from :data:`COMMANDS`, a list of ``(name, register)`` pairs; a module
+``kvcalc.measure_cli`` with ``register(subparsers)`` is picked up automatically as ``kvcalc measure``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import kvcalc
+from kvcalc.errors import KVCalcError
+from kvcalc.units import GIB, fmt_tokens
+
+__all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
+
+TOKENS_HELP = "tokens: 32768, 32k, 128K or 1M (k = 1024, M = 1024²: 128k = 131,072)"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# argument types
+
+
+def parse_tokens(text: str) -> int:
+    """A token count: 32768, 32k, 128K, 1M, 1.5k (k = 1024). Raises ValueError when malformed."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(text).replace("_", "").replace(",", ""))
+    if not m:
+        raise ValueError(f"not a token count: {text!r} (use e.g. 32768, 32k, 128K, 1M)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not a whole number of tokens")
+    return int(value)
+
+
+def _tokens(text: str) -> int:
+    try:
+        value = parse_tokens(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1 token")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# models
+
+
+_CATALOG: Any = None
+
+
+def _catalog() -> Any:
+    """The preloaded catalog, or None when model_configs.json is not available."""
+    global _CATALOG
+    if _CATALOG is None:
+        from kvcalc.catalog import default_catalog_path, load_catalog
+
+        path = default_catalog_path()
+        _CATALOG = load_catalog(path) if path else False
+    return _CATALOG or None
+
+
+def resolve_model(spec: str) -> kvcalc.Model:
+    """A preloaded name, a config.json path (or folder), or a Hugging Face id (needs transformers)."""
+    path = Path(spec)
+    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
+        return kvcalc.load_model(path)
+    catalog = _catalog()
+    if catalog is not None and spec in catalog:
+        return catalog.model(spec)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        return _from_hub(spec)
+    if catalog is not None:
+        catalog.get(spec)  # raises with suggestions
+    raise KVCalcError(f"model: {spec!r} is not a file, a preloaded model or a Hugging Face id")
+
+
+def _from_hub(hf_id: str) -> kvcalc.Model:
+    from kvcalc.generate_config import generate_entry
+
+    try:
+        entry = generate_entry(hf_id)
+    except KVCalcError as exc:
+        raise KVCalcError(f"model: {hf_id!r} is not preloaded and could not be fetched ({exc})") from None
+    return kvcalc.load_model(entry["config"], name=entry["name"])
+
+
+# ------------------------------------------------------------------------------------------------
+# output
+
+
+def _gib(n: int | float) -> str:
+    return f"{n / GIB:,.2f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain text table: numbers right-aligned, text left-aligned."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [
+        all(re.fullmatch(r"[-~\d.,×x%]+", r[i] or "0") for r in cells[1:]) for i in range(len(headers))
+    ]
+    lines = []
+    for r in cells:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> int:
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+    else:
+        print(text())
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _tokens_label(n: int) -> str:
+    short = fmt_tokens(n)
+    return f"{n:,}" if short == f"{n:,}" else f"{n:,} ({short})"
+
+
+# ------------------------------------------------------------------------------------------------
+# kvcalc kv
+
+
+def _register_kv(sub: Any) -> None:
+    p = sub.add_parser("kv", help="KV cache bytes of one model", description="KV cache (and state) bytes.")
+    p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
+    p.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
+    p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
+    p.add_argument(
+        "--kv-dtype", default="auto", help="cache dtype: auto (model dtype), bf16, fp8, … (default auto)"
+    )
+    p.add_argument("--engine", default="ideal", choices=kvcalc.ENGINES, help="accounting (default ideal)")
+    p.add_argument(
+        "--tp", "--tensor-parallel-size", dest="tp", type=_positive, default=1, help="per-GPU bytes"
+    )
+    p.add_argument("--block-size", type=_positive, default=16, help="vLLM block size (default 16)")
+    p.add_argument("--max-num-batched-tokens", type=_positive, default=8192, help="vLLM (default 8192)")
+    p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
+    p.add_argument("--per-layer", action="store_true", help="also list every layer")
+    _add_json(p)
+    p.set_defaults(func=_run_kv)
+
+
+def _run_kv(args: argparse.Namespace) -> int:
+    model = resolve_model(args.model)
+    kv_dtype = model.dtype if args.kv_dtype.strip().lower() == "auto" else args.kv_dtype
+    kw = {
+        "batch_size": args.batch_size,
+        "kv_dtype": kv_dtype,
+        "engine": args.engine,
+        "tensor_parallel_size": args.tp,
+        "block_size": args.block_size,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+        "enable_prefix_caching": not args.no_prefix_caching,
+    }
+    layers = kvcalc.layer_bytes(model, args.seq_len, **kw)
+    total = sum(layers)
+    kinds: dict[str, dict[str, int]] = {}
+    for layer, size in zip(model.layers, layers, strict=True):
+        row = kinds.setdefault(layer.kind, {"layers": 0, "bytes": 0})
+        row["layers"] += 1
+        row["bytes"] += size
+    per_token = kvcalc.kv_bytes_per_token(model, kv_dtype, tensor_parallel_size=args.tp)
+    data = {
+        "model": model.name,
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "kv_dtype": kvcalc.get_dtype(kv_dtype).name,
+        "engine": args.engine,
+        "tensor_parallel_size": args.tp,
+        "bytes": total,
+        "gib": total / GIB,
+        "bytes_per_token": per_token,
+        "by_kind": kinds,
+        "verified": model.verified,
+        "notes": list(model.notes),
+    }
+    if args.per_layer:
+        data["layers"] = layers
+    return _emit(args, data, lambda: _kv_text(data, model))
+
+
+def _kv_text(d: dict[str, Any], model: kvcalc.Model) -> str:
+    head = (
+        f"{d['model']} · {_tokens_label(d['seq_len'])} tokens × batch {d['batch_size']} · "
+        f"kv {d['kv_dtype']} · engine {d['engine']}"
+        + (f" · tp {d['tensor_parallel_size']} (per GPU)" if d["tensor_parallel_size"] > 1 else "")
+    )
+    rows = [[k, v["layers"], f"{v['bytes']:,}", _gib(v["bytes"])] for k, v in d["by_kind"].items()]
+    rows.append(["total", len(model.layers), f"{d['bytes']:,}", _gib(d["bytes"])])
+    out = [head, "", _table(["kind", "layers", "bytes", "GiB"], rows), ""]
+    out.append(f"growth per token (long context): {d['bytes_per_token']:,} bytes")
+    if "layers" in d:
+        out += [
+            "",
+            _table(
+                ["layer", "kind", "bytes"],
+                [[i, model.layers[i].kind, f"{b:,}"] for i, b in enumerate(d["layers"])],
+            ),
+        ]
+    out += [f"note: {n}" for n in d["notes"]]
+    out.append("GiB = 2^30 bytes")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# kvcalc plan / recommend
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kv-dtype", default="auto", help="cache dtype (default auto = model dtype)")
+    p.add_argument("--weight-dtype", help="weight format (default: the checkpoint's, e.g. fp8_block, mxfp4)")
+    p.add_argument("--batch-size", type=_positive, help="concurrent requests that must fit at max-model-len")
+    p.add_argument("--gpu-memory-utilization", type=_fraction, default=0.92, help="vLLM (default 0.92)")
+    p.add_argument("--max-num-batched-tokens", type=_positive, default=8192, help="vLLM (default 8192)")
+    p.add_argument("--max-num-seqs", type=_positive, help="vLLM (default 1024 on ≥70 GiB GPUs, else 256)")
+    p.add_argument("--block-size", type=_positive, default=16, help="vLLM block size (default 16)")
+    p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
+    _add_json(p)
+
+
+def _plan_kw(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "kv_dtype": args.kv_dtype,
+        "weight_dtype": args.weight_dtype,
+        "batch_size": args.batch_size,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+        "max_num_seqs": args.max_num_seqs,
+        "block_size": args.block_size,
+        "enable_prefix_caching": not args.no_prefix_caching,
+    }
+
+
+def _register_plan(sub: Any) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="does it fit under vLLM, and how many requests",
+        description="Whole-deployment memory plan under vLLM (per GPU).",
+    )
+    p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
+    p.add_argument(
+        "--gpu", required=True, help="GPU name, e.g. H100, H200, B200, A100-80GB, L40S, 4090, MI300X"
+    )
+    p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
+    p.add_argument("--num-gpus", type=_positive, default=1, help="GPUs in total (default 1)")
+    p.add_argument(
+        "--tp",
+        "--tensor-parallel-size",
+        dest="tp",
+        type=_positive,
+        help="tensor-parallel size (default: --num-gpus)",
+    )
+    _plan_options(p)
+    p.set_defaults(func=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from kvcalc.plan import plan
+
+    model = resolve_model(args.model)
+    pl = plan(
+        model,
+        gpu=args.gpu,
+        num_gpus=args.num_gpus,
+        tensor_parallel_size=args.tp,
+        max_model_len=args.max_model_len,
+        **_plan_kw(args),
+    )
+    _emit(args, pl.as_dict(), lambda: _plan_text(pl))
+    return 0
+
+
+def _plan_text(pl: Any) -> str:
+    where = f"{pl.num_gpus} × {pl.gpu_name}" + (
+        f" (tp {pl.tensor_parallel_size}" + (f", {pl.replicas} replicas)" if pl.replicas > 1 else ")")
+        if pl.num_gpus > 1
+        else ""
+    )
+    head = [
+        f"{pl.model} on {where} · vLLM · max_model_len {_tokens_label(pl.max_model_len)}",
+        f"weights {pl.weight_format} · kv cache {pl.kv_dtype} · "
+        f"gpu_memory_utilization {pl.gpu_memory_utilization}",
+        "",
+    ]
+    rows = [
+        ["GPU memory (runtime total)", "", f"{pl.gpu_memory_bytes:,}", _gib(pl.gpu_memory_bytes)],
+        [
+            f"requested (× {pl.gpu_memory_utilization})",
+            "",
+            f"{pl.requested_bytes:,}",
+            _gib(pl.requested_bytes),
+        ],
+        [f"− weights ({pl.weight_format})", "~", f"{pl.weights_bytes:,}", _gib(pl.weights_bytes)],
+        ["− rotary cos/sin cache", "~", f"{pl.buffers_bytes:,}", _gib(pl.buffers_bytes)],
+        ["− activation peak", "~", f"{pl.activation_bytes:,}", _gib(pl.activation_bytes)],
+        ["− non-torch (CUDA context, NCCL)", "~", f"{pl.non_torch_bytes:,}", _gib(pl.non_torch_bytes)],
+        ["− CUDA graphs", "~", f"{pl.cudagraph_bytes:,}", _gib(pl.cudagraph_bytes)],
+        ["= KV cache budget", "", f"{pl.kv_budget_bytes:,}", _gib(pl.kv_budget_bytes)],
+    ]
+    out = head + [_table(["per GPU", "", "bytes", "GiB"], rows), ""]
+    if pl.bytes_per_block:
+        out += [
+            f"KV blocks: {pl.num_blocks:,} × {pl.bytes_per_block:,} bytes "
+            f"({pl.group_size} layers × {pl.page_bytes:,}-byte pages)",
+            f"one request at {pl.max_model_len:,} tokens: {pl.blocks_per_request:,} blocks, "
+            f"{pl.per_request_bytes:,} bytes ({_gib(pl.per_request_bytes)} GiB)",
+            f"maximum concurrency: {pl.max_concurrency:.2f}× · GPU KV cache size: {pl.kv_tokens:,} tokens",
+            f"max batch at {pl.max_model_len:,} tokens: {pl.max_batch:,} · max context for one request: "
+            f"{pl.max_context:,} tokens",
+        ]
+    out += ["", ("✔ " if pl.fits else "✘ ") + pl.message]
+    out += [f"note: {n}" for n in pl.notes]
+    out.append("~ = estimate (see kvcalc.plan); GiB = 2^30 bytes")
+    return "\n".join(out)
+
+
+def _register_recommend(sub: Any) -> None:
+    p = sub.add_parser(
+        "recommend",
+        help="smallest GPU configurations that fit",
+        description="For each GPU type, the fewest GPUs (tensor parallel) that fit under vLLM.",
+    )
+    p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
+    p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
+    p.add_argument("--gpus", help="comma-separated GPU names (default: the whole catalog)")
+    p.add_argument(
+        "--max-gpus", type=_positive, default=64, help="largest tensor-parallel size tried (default 64)"
+    )
+    _plan_options(p)
+    p.set_defaults(func=_run_recommend)
+
+
+def _run_recommend(args: argparse.Namespace) -> int:
+    from kvcalc.plan import recommend
+
+    model = resolve_model(args.model)
+    gpus = [g for g in (args.gpus or "").split(",") if g.strip()] or None
+    plans = recommend(
+        model, max_model_len=args.max_model_len, gpus=gpus, max_gpus=args.max_gpus, **_plan_kw(args)
+    )
+    rows = [
+        [
+            p.num_gpus,
+            p.gpu_name,
+            _gib(p.weights_bytes),
+            _gib(p.kv_budget_bytes),
+            f"{p.kv_tokens:,}",
+            f"{p.max_concurrency:.2f}",
+        ]
+        for p in plans
+    ]
+    length = plans[0].max_model_len if plans else args.max_model_len
+
+    def text() -> str:
+        if not plans:
+            return f"{model.name}: no configuration in the catalog fits"
+        head = f"{model.name} · vLLM · max_model_len {_tokens_label(length)} · per GPU, GiB = 2^30 bytes"
+        table = _table(["GPUs", "GPU", "weights GiB", "KV budget GiB", "KV tokens", "concurrency"], rows)
+        return f"{head}\n\n{table}"
+
+    return _emit(args, [p.as_dict() for p in plans], text)
+
+
+# ------------------------------------------------------------------------------------------------
+# kvcalc compare / models / config
+
+
+def _register_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="KV cache of several models side by side")
+    p.add_argument("models", nargs="+", help="preloaded names, config.json paths, or Hugging Face ids")
+    p.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
+    p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
+    p.add_argument("--kv-dtype", default="auto", help="cache dtype (default auto = each model's dtype)")
+    p.add_argument("--engine", default="ideal", choices=kvcalc.ENGINES, help="accounting (default ideal)")
+    _add_json(p)
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from kvcalc.facts import attention_label
+    from kvcalc.params import count_params
+
+    rows = []
+    for spec in args.models:
+        m = resolve_model(spec)
+        dtype = m.dtype if args.kv_dtype.strip().lower() == "auto" else args.kv_dtype
+        size = kvcalc.kv_cache_bytes(
+            m, args.seq_len, batch_size=args.batch_size, kv_dtype=dtype, engine=args.engine
+        )
+        params = count_params(m)
+        rows.append(
+            {
+                "model": m.name,
+                "attention": attention_label(m),
+                "layers": len(m.layers),
+                "params": params.total_with_towers,
+                "active_params": params.active,
+                "kv_dtype": kvcalc.get_dtype(dtype).name,
+                "bytes_per_token": kvcalc.kv_bytes_per_token(m, dtype),
+                "bytes": size,
+                "gib": size / GIB,
+            }
+        )
+    table = [
+        [
+            r["model"],
+            r["attention"],
+            r["layers"],
+            f"{r['params'] / 1e9:,.2f}",
+            r["kv_dtype"],
+            f"{r['bytes_per_token']:,}",
+            f"{r['bytes']:,}",
+            _gib(r["bytes"]),
+        ]
+        for r in rows
+    ]
+    head = (
+        f"{_tokens_label(args.seq_len)} tokens × batch {args.batch_size} · engine {args.engine} · "
+        "params in billions · GiB = 2^30 bytes"
+    )
+    headers = ["model", "attention", "layers", "params B", "kv dtype", "bytes/token", "KV bytes", "KV GiB"]
+    return _emit(args, rows, lambda: f"{head}\n\n{_table(headers, table)}")
+
+
+def _register_models(sub: Any) -> None:
+    p = sub.add_parser("models", help="list the preloaded models")
+    _add_json(p)
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from kvcalc.facts import attention_label
+    from kvcalc.params import count_params
+
+    catalog = _catalog()
+    if catalog is None:
+        raise KVCalcError("models: model_configs.json not found (set KVCALC_MODEL_CONFIGS)")
+    rows = []
+    for e in catalog:
+        m = e.model()
+        params = count_params(m)
+        rows.append(
+            {
+                "name": e.name,
+                "id": e.id,
+                "family": e.family,
+                "model_type": m.model_type,
+                "attention": attention_label(m),
+                "layers": len(m.layers),
+                "params": params.total_with_towers,
+                "active_params": params.active,
+                "dtype": m.dtype,
+                "bytes_per_token": kvcalc.kv_bytes_per_token(m, m.dtype),
+                "max_position_embeddings": m.max_position_embeddings,
+                "hash_verified": e.verified,
+            }
+        )
+    table = [
+        [
+            r["name"],
+            r["family"],
+            r["attention"],
+            f"{r['params'] / 1e9:,.2f}",
+            f"{r['active_params'] / 1e9:,.2f}",
+            f"{r['bytes_per_token']:,}",
+            f"{r['max_position_embeddings'] or 0:,}",
+            "yes" if r["hash_verified"] else "no",
+        ]
+        for r in rows
+    ]
+    headers = [
+        "model",
+        "family",
+        "attention",
+        "params B",
+        "active B",
+        "KV bytes/token",
+        "max context",
+        "hash ok",
+    ]
+    foot = "KV bytes/token in the model dtype (ideal); 'hash ok' = config matched the upstream file's sha256"
+    return _emit(args, rows, lambda: f"{_table(headers, table)}\n{foot}")
+
+
+def _register_config(sub: Any) -> None:
+    p = sub.add_parser("config", help="print a catalog entry for a Hugging Face id or folder")
+    p.add_argument("model", help="Hugging Face id or a directory with config.json")
+    p.add_argument("--revision", help="hub revision")
+    p.add_argument("--trust-remote-code", action="store_true", help="let AutoConfig run the repo's code")
+    p.add_argument("--offline", action="store_true", help="never touch the network (HF_HUB_OFFLINE=1)")
+    p.set_defaults(func=_run_config)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    from kvcalc.generate_config import main as generate
+
+    argv = ["--model", args.model] + (["--revision", args.revision] if args.revision else [])
+    argv += ["--trust-remote-code"] * args.trust_remote_code + ["--offline"] * args.offline
+    return generate(argv)
+
+
+def _register_measure(sub: Any) -> None:
+    """``kvcalc measure`` lives in kvcalc.measure_cli (issue 7); registered only when that module exists."""
+    try:
+        module = importlib.import_module("kvcalc.measure_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "kvcalc.measure_cli":
+            raise
+        return
+    module.register(sub)
+
+
+#: (name, register) pairs; each register(subparsers) adds its parser with ``set_defaults(func=...)``.
+COMMANDS: list[tuple[str, Callable[[Any], None]]] = [
+    ("kv", _register_kv),
+    ("plan", _register_plan),
+    ("recommend", _register_recommend),
+    ("compare", _register_compare),
+    ("models", _register_models),
+    ("config", _register_config),
+    ("measure", _register_measure),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kvcalc`` parser with every registered subcommand."""
+    parser = _Parser(prog="kvcalc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"kvcalc {kvcalc.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for _name, register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        return args.func(args)
+    except KVCalcError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `kvcalc models | head`
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kvcalc`` / ``python -m kvcalc``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return _run(parser, args)
+
+
+# ------------------------------------------------------------------------------------------------
+# seed-compatible kv-cache-calc
+
+
+def seed_main(argv: Sequence[str] | None = None) -> int:
+    """``kv-cache-calc --num-layers 32 --hidden-size 4096 --num-heads 32 --seq-len 2048 …`` (seed tool)."""
+    from kvcalc.compat import ModelVariant, calculate_kv_cache_size
+
+    parser = _Parser(
+        prog="kv-cache-calc",
+        description="KV cache size: 2 · layers · batch · tokens · kv heads · head_dim · bits / 8 bytes.",
+    )
+    parser.add_argument("--num-layers", type=_positive, required=True)
+    parser.add_argument("--hidden-size", type=_positive, required=True)
+    parser.add_argument("--num-heads", type=_positive, required=True)
+    parser.add_argument("--num-kv-heads", type=_positive, help="default: --num-heads (multi-head attention)")
+    parser.add_argument("--head-dim", type=_positive, help="default: hidden-size / num-heads")
+    parser.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
+    parser.add_argument("--batch-size", type=_positive, default=1)
+    parser.add_argument("--precision-bits", type=_positive, default=16, help="bits per element (default 16)")
+    _add_json(parser)
+    args = parser.parse_args(argv)
+    try:
+        variant = ModelVariant(
+            num_layers=args.num_layers,
+            hidden_size=args.hidden_size,
+            num_heads=args.num_heads,
+            num_kv_heads=args.num_kv_heads,
+            head_dim=args.head_dim,
+        )
+        size = calculate_kv_cache_size(variant, args.seq_len, args.batch_size, args.precision_bits)
+    except KVCalcError as exc:
+        print(f"kv-cache-calc: error: {exc}", file=sys.stderr)
+        return 2
+    data = {
+        "num_layers": args.num_layers,
+        "num_kv_heads": variant.kv_heads,
+        "head_dim": variant.dim_per_head,
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "precision_bits": args.precision_bits,
+        "bytes": size,
+        "mib": size / (1 << 20),
+        "gib": size / GIB,
+        "gb": size / 1e9,
+    }
+
+    def text() -> str:
+        return (
+            f"KV cache: {size:,} bytes = {size / (1 << 20):,.2f} MiB = {size / GIB:,.3f} GiB\n"
+            f"  2 (K,V) × {args.num_layers} layers × {variant.kv_heads} kv heads × {variant.dim_per_head} "
+            f"head_dim × {args.seq_len:,} tokens × batch {args.batch_size} × {args.precision_bits} bits / 8"
+        )
+
+    return _emit(args, data, text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
