@@ -644,7 +644,8 @@ class WeightFormat:
     ``group``/``group_bits``: one scale (+ zero point) per ``group`` input elements of each row.
     ``block``/``block_bits``: one scale per (block_out × block_in) tile (fp8 block scaling).
     ``row_bits``: per output channel; ``col_bits``: per input column (GPTQ ``g_idx``);
-    ``tensor_bits``: per matrix. ``experts_only``: only routed experts are quantised (gpt-oss mxfp4).
+    ``tensor_bits``: per matrix. ``experts_only``: in MoE models only the routed experts are quantised
+    (gpt-oss mxfp4); dense models get every Linear quantised.
     """
 
     name: str
@@ -791,13 +792,13 @@ class WeightBytes:
         }
 
 
-def _tensor_bytes(t: Tensor, fmt: WeightFormat, base: int, tp: int, vocab_pad: int) -> int:
-    """Bytes of all copies of one tensor on one rank."""
+def _tensor_bytes(t: Tensor, fmt: WeightFormat, base: int, tp: int, vocab_pad: int, moe: bool) -> int:
+    """Bytes of all copies of one tensor on one rank (``moe``: the model has routed experts)."""
     shape = t.rank_shape(tp, vocab_pad)
     n = 1
     for d in shape:
         n *= d
-    quantize = fmt.quantized and t.quantizable and (not fmt.experts_only or t.part == "experts")
+    quantize = fmt.quantized and t.quantizable and (not (fmt.experts_only and moe) or t.part == "experts")
     if not quantize:
         return n * (fmt.bits // 8 if not fmt.quantized else base) * t.count
     inp = n // shape[0]
@@ -826,11 +827,12 @@ def weight_bytes(
         raise KVCalcError(f"tensor_parallel_size: expected an integer ≥ 1, got {tp!r}")
     base = get_dtype(model.dtype).plain_bytes or 2
     counted = params or count_params(model)
+    moe = any(t.experts for t in counted.tensors)
     parts: dict[str, int] = {}
     for t in counted.tensors:
         if t.part in TOWER_PARTS and not include_towers:
             continue
-        parts[t.part] = parts.get(t.part, 0) + _tensor_bytes(t, fmt, base, tp, vocab_padding)
+        parts[t.part] = parts.get(t.part, 0) + _tensor_bytes(t, fmt, base, tp, vocab_padding, moe)
     return WeightBytes(
         total=sum(parts.values()),
         parts={p: parts[p] for p in PARTS if p in parts},
