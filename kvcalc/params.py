@@ -49,7 +49,7 @@ __all__ = [
 #: Model types whose count is checked exactly against transformers (tests/test_params_transformers.py).
 EXACT_TYPES = frozenset(
     {
-        "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5",
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5",
         "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "deepseek_v2", "deepseek_v3", "deepseek_v32",
         "kimi_k2", "glm_moe_dsa", "gpt_oss", "minimax_m2", "nemotron_h",
     }
