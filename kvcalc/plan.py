@@ -180,7 +180,7 @@ def _args(model: Model, kw: Mapping[str, Any]) -> _Args:
     if num_gpus % tp:
         raise KVCalcError(f"num_gpus: {num_gpus} is not a multiple of tensor_parallel_size {tp}")
     _check_tp(model, tp)
-    max_len = kw["max_model_len"] or model.max_position_embeddings
+    max_len = model.max_position_embeddings if kw["max_model_len"] is None else kw["max_model_len"]
     if max_len is None:
         raise KVCalcError("max_model_len: required (the config has no max_position_embeddings)")
     if kw["engine"] != "vllm":
@@ -353,8 +353,7 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
     replicas = a.num_gpus // a.tp
     fits_one = budget > 0 and per_request <= budget
     want = a.batch_size or 1
-    total_concurrency = concurrency * replicas
-    fits = fits_one and total_concurrency >= want
+    fits = fits_one and (int(concurrency) if math.isfinite(concurrency) else want) * replicas >= want
     limit = max(a.max_model_len, model.max_position_embeddings or 0)
     return Plan(
         model=model.name,
@@ -383,7 +382,7 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         per_request_bytes=per_request,
         max_concurrency=concurrency,
         kv_tokens=int(concurrency * a.max_model_len) if math.isfinite(concurrency) else 0,
-        max_batch=int(total_concurrency) if math.isfinite(total_concurrency) else a.max_num_seqs * replicas,
+        max_batch=(int(concurrency) if math.isfinite(concurrency) else a.max_num_seqs) * replicas,
         max_context=_max_context(model, a, budget, limit) if g else limit,
         fits=fits,
         batch_size=a.batch_size,
