@@ -155,21 +155,67 @@ def embed_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def site_context(wheel_file: str) -> dict[str, Any]:
-    """Everything index.html.j2 sees. Extend here to embed more build-time data.
+#: The page's default selection (issue 6), matched against the preloaded entries' names.
+DEFAULT_MODELS = (
+    "DeepSeek-V3", "Kimi-K2-Instruct", "GLM-5", "MiniMax-M2.7", "Qwen3-235B-A22B",
+    "Qwen3-Next-80B-A3B-Thinking", "Qwen2.5-7B-Instruct", "gpt-oss-120b", "Mixtral-8x7B-v0.1",
+    "Mistral-7B-v0.1", "Llama-3.1-70B", "Llama-3.1-8B",
+)  # fmt: skip
 
-    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), data_json (None, or a
-    JSON string safe to put in <script type="application/json" id="kvcalc-data">).
+
+def model_entries() -> list[dict[str, Any]]:
+    """The preloaded models of model_configs.json as {id, name, family, config} (as stored: JSON-safe)."""
+    if not MODEL_CONFIGS.is_file():
+        return []
+    raw = json.loads(MODEL_CONFIGS.read_text(encoding="utf-8"))
+    models = raw.get("models", []) if isinstance(raw, dict) else raw
+    return [{k: m.get(k) for k in ("id", "name", "family", "config")} for m in models]
+
+
+def default_ids(entries: list[dict[str, Any]]) -> list[str]:
+    """Ids of DEFAULT_MODELS present among the entries, in DEFAULT_MODELS order."""
+    by_name = {str(e["name"]).lower(): e["id"] for e in entries}
+    return [by_name[n.lower()] for n in DEFAULT_MODELS if n.lower() in by_name]
+
+
+def site_data(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the page starts from: the preloaded models, the controls' catalog, and the first charts,
+    computed here by the same door the browser uses (kvcalc.web.compute) with the default request."""
+    from kvcalc import web
+
+    def ask(request: dict[str, Any]) -> dict[str, Any]:
+        answer = json.loads(web.compute(json.dumps(request)))
+        if not answer.get("ok"):
+            raise SystemExit(f"[kvcalc] build-time {request['op']} failed: {answer.get('error')}")
+        return answer
+
+    ids = default_ids(entries)
+    by_id = {e["id"]: e for e in entries}
+    initial = ask(
+        {**web.DEFAULT_REQUEST, "models": [{k: by_id[i][k] for k in ("id", "name", "config")} for i in ids]}
+    )
+    if initial["errors"]:
+        raise SystemExit(f"[kvcalc] default models failed to compute: {initial['errors']}")
+    return {
+        "models": entries,
+        "catalog": ask({"op": "catalog"}),
+        "defaults": {"models": ids},
+        "initial": initial,
+    }
+
+
+def site_context(wheel_file: str) -> dict[str, Any]:
+    """Everything index.html.j2 sees.
+
+    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), data_json (a JSON string safe
+    to put in <script type="application/json" id="kvcalc-data">: see :func:`site_data`).
     """
-    data: dict[str, Any] = {}
-    if MODEL_CONFIGS.is_file():
-        data["model_configs"] = json.loads(MODEL_CONFIGS.read_text(encoding="utf-8"))
     return {
         "version": package_version(),
         "wheel_url": f"{WHEEL_DIR}/{wheel_file}",
         "pyodide_url": PYODIDE_URL,
         "plotly_url": PLOTLY_URL,
-        "data_json": embed_json(data) if data else None,
+        "data_json": embed_json(site_data(model_entries())),
     }
 
 

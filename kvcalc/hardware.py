@@ -1,6 +1,7 @@
 """The site's view of GPUs and weights: a thin adapter over kvcalc.gpus and kvcalc.params.
 
-Degrades to "unknown" (None / empty) while those modules are absent, so the charts never depend on them.
+Degrades to "unknown" (None / empty) when one of those modules is absent or cannot count a model,
+so the charts never depend on them.
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ from kvcalc.dtypes import MODEL_DTYPES as _MODEL_DTYPES
 from kvcalc.model import Model
 
 MODEL_DTYPES = _MODEL_DTYPES
-DEFAULT_GPU: str | None = None
+DEFAULT_GPU = "h100"
 
-try:  # pragma: no cover - depends on which modules have landed
-    from kvcalc import gpus as _gpus
-except ImportError:  # pragma: no cover
-    _gpus = None  # type: ignore[assignment]
-
-try:  # pragma: no cover
+try:
     from kvcalc import params as _params
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover - only while kvcalc.params is missing
     _params = None  # type: ignore[assignment]
+
+try:
+    from kvcalc.gpus import GPUS as _GPUS
+except ImportError:  # pragma: no cover - only while kvcalc.gpus is missing
+    _GPUS = ()
 
 
 def gpus() -> list[dict[str, Any]]:
-    """GPUs the page offers: [{id, name, bytes}]."""
-    return []
+    """GPUs the page offers, in catalog order: [{id, name, bytes, vendor}]."""
+    return [{"id": g.key, "name": g.name, "bytes": g.memory_bytes, "vendor": g.vendor} for g in _GPUS]
 
 
 def gpu(gpu_id: Any) -> dict[str, Any] | None:
@@ -34,11 +35,23 @@ def gpu(gpu_id: Any) -> dict[str, Any] | None:
     return next((g for g in gpus() if g["id"] == gpu_id), None)
 
 
-def param_counts(model: Model) -> dict[str, int] | None:
-    """{total, active} parameter counts, or None when unknown."""
-    return None
+def param_counts(model: Model) -> dict[str, Any] | None:
+    """{total, active, exact} parameter counts, or None when unknown."""
+    if _params is None:
+        return None
+    try:
+        p = _params.count_params(model)
+    except Exception:  # an unusual custom config: show "—" rather than fail the row
+        return None
+    return {"total": p.total, "active": p.active, "exact": p.exact}
 
 
-def weight_bytes(model: Model) -> int | None:
-    """Bytes of the checkpoint's weights, or None when unknown."""
-    return None
+def weight_bytes(model: Model, tensor_parallel_size: int = 1) -> dict[str, Any] | None:
+    """{bytes, format, description} of the checkpoint's weights on one rank, or None when unknown."""
+    if _params is None:
+        return None
+    try:
+        w = _params.weight_bytes(model, tensor_parallel_size=tensor_parallel_size)
+    except Exception:  # see param_counts
+        return None
+    return {"bytes": w.total, "format": w.format, "description": w.description}

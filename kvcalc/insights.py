@@ -41,18 +41,23 @@ def _size(row: Row) -> float:
 def mla_vs_gqa(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
     """How much less each MLA model stores than the GQA model nearest to it in size."""
     gqa = [r for r in rows if r["attention"] in _PURE_ATTENTION and r["cache"][d]]
-    out = []
+    if not gqa:
+        return []
+    groups: dict[tuple[int, str], list[Row]] = {}
     for r in (r for r in rows if r["attention"] == "MLA"):
-        if not gqa:
-            break
         other = min(gqa, key=lambda g: abs(math.log(_size(g) / _size(r))))
-        a, b = r["cache"][d], other["cache"][d]
-        basis = "parameter count" if r.get("params") and other.get("params") else "depth"
+        groups.setdefault((r["cache"][d], other["id"]), []).append(r)
+    out = []
+    for (a, other_id), same in groups.items():
+        other = next(g for g in gqa if g["id"] == other_id)
+        b = other["cache"][d]
+        basis = "parameter count" if all(x.get("params") for x in [*same, other]) else "depth"
         rel = f"{_times(b, a)} less than" if b >= a else f"{_times(a, b)} more than"
+        verb = "stores" if len(same) == 1 else "each store"
         out.append(
-            f"{r['name']} (MLA) stores {fmt_gib(a)} at {ctx} in {_dt(d)} — {rel} {other['name']} "
+            f"{_names(same)} (MLA) {verb} {fmt_gib(a)} at {ctx} in {_dt(d)} — {rel} {other['name']} "
             f"({other['attention']}, {fmt_gib(b)}), the nearest full-attention model by {basis}: "
-            f"{fmt_int(r['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes per token."
+            f"{fmt_int(same[0]['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes per token."
         )
     return out[:MAX_PER_KIND]
 
@@ -133,13 +138,15 @@ def fp8_savings(rows: Sequence[Row], dtypes: Sequence[str]) -> list[str]:
 
 
 def gpu_fit(
-    rows: Sequence[Row], dtypes: Sequence[str], ctx: str, batch: int, gpu: dict[str, Any] | None
+    rows: Sequence[Row], dtypes: Sequence[str], ctx: str, batch: int, gpu: dict[str, Any] | None, tp: int = 1
 ) -> list[str]:
     """Which models fit on the chosen GPU (weights per GPU + cache), and what FP8 rescues."""
     if gpu is None or not rows:
         return []
     d = dtypes[0]
-    where = f"one {gpu['name']} ({fmt_gib(gpu['bytes'])})"
+    where = f"one {gpu['name']}, {fmt_gib(gpu['bytes'])}," if tp == 1 else (
+        f"each of {tp} × {gpu['name']} (tensor parallel), {fmt_gib(gpu['bytes'])} each,"
+    )
     load = f"{ctx} × batch {fmt_int(batch)}"
     known = [r for r in rows if r["fits"][d] is not None]
     out = []
@@ -155,10 +162,10 @@ def gpu_fit(
         for other in dtypes[1:]:
             rescued = [r for r in known if not r["fits"][d] and r["fits"][other]]
             if rescued:
-                out.append(f"An {_dt(other)} cache makes {_names(rescued)} fit too.")
+                out.append(f"With an {_dt(other)} cache, {_names(rescued)} fit as well.")
     over = [r for r in rows if r["cache"][d] > gpu["bytes"]]
     if over:
-        out.append(f"The {_dt(d)} cache alone of {_names(over)} is larger than {where} at {load}.")
+        out.append(f"At {load}, the {_dt(d)} cache alone of {_names(over)} outgrows {where.rstrip(',')}.")
     return out
 
 
@@ -185,7 +192,12 @@ def beyond_max(rows: Sequence[Row], ctx: str) -> list[str]:
 
 
 def insights(
-    rows: Sequence[Row], dtypes: Sequence[str], seq_len: int, batch: int, gpu: dict[str, Any] | None
+    rows: Sequence[Row],
+    dtypes: Sequence[str],
+    seq_len: int,
+    batch: int,
+    gpu: dict[str, Any] | None,
+    tp: int = 1,
 ) -> list[dict[str, str]]:
     """All insights for the selection, most telling first."""
     if not rows or not dtypes:
@@ -193,7 +205,7 @@ def insights(
     d, ctx = dtypes[0], f"{fmt_tokens(seq_len)} tokens"
     groups = (
         ("mla", mla_vs_gqa(rows, d, ctx)),
-        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu)),
+        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp)),
         ("sliding", sliding_caps(rows, d)),
         ("state", state_floors(rows, d, batch)),
         ("fp8", fp8_savings(rows, dtypes)),

@@ -115,6 +115,8 @@ class Prepared:
         self.counts = tuple(counts.values())
         self.kinds = tuple(layer.kind for layer in counts)
         self._lines: dict[tuple[str, Engine], Line] = {}
+        #: Other per-model results worth keeping across requests (parameter counts, weights).
+        self.memo: dict[object, object] = {}
 
     def _layer_bytes(self, seq_len: int, batch: int, dtype: str, eng: Engine) -> list[int]:
         per = layer_bytes(self.unique, seq_len, batch_size=batch, kv_dtype=dtype, **eng.kwargs())  # type: ignore[arg-type]

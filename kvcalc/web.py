@@ -179,8 +179,14 @@ def describe(model_id: str, prep: Prepared) -> dict[str, Any]:
         "max_context": max_context(m),
         "verified": m.verified,
         "notes": list(m.notes),
-        "params": hardware.param_counts(m),
+        "params": _memo(prep, "params", lambda: hardware.param_counts(m)),
     }
+
+
+def _memo(prep: Prepared, key: object, make: Any) -> Any:
+    if key not in prep.memo:
+        prep.memo[key] = make()
+    return prep.memo[key]
 
 
 def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,8 +194,9 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
     tp, b, L = s.tensor_parallel_size, s.batch_size, s.seq_len
     row = describe(model_id, prep)
-    weights = hardware.weight_bytes(prep.model)
-    per_gpu = None if weights is None else -(-weights // tp)
+    weights = _memo(prep, ("weights", 1), lambda: hardware.weight_bytes(prep.model))
+    rank = _memo(prep, ("weights", tp), lambda: hardware.weight_bytes(prep.model, tp))
+    per_gpu = None if rank is None else rank["bytes"]
     cache = {d: prep.total(L, b, d, eng) for d in s.kv_dtypes}
     total = {d: None if per_gpu is None else per_gpu + c for d, c in cache.items()}
     row.update(
@@ -198,7 +205,8 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
         long_token_bytes={d: prep.long_token_bytes(d, tp) for d in s.kv_dtypes},
         cache=cache,
         breakdown={d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes},
-        weights=weights,
+        weights=None if weights is None else weights["bytes"],
+        weights_format=None if weights is None else weights["description"] or weights["format"],
         weights_per_gpu=per_gpu,
         total=total,
         fits={d: None if t is None or gpu is None else t <= gpu["bytes"] for d, t in total.items()},
@@ -221,7 +229,7 @@ def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
         "settings": asdict(s),
         "gpu": gpu,
         "models": rows,
-        "insights": insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu),
+        "insights": insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu, s.tensor_parallel_size),
         "errors": errors,
         "notices": notices,
     }

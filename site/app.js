@@ -1,86 +1,384 @@
-// kvcalc page bootstrap: starts Pyodide in a worker and exposes a promise API:
-//   window.kvcalc.ready             -> Promise<version string>
-//   window.kvcalc.call(request)     -> Promise<response object>  (request/response are JSON objects
-//                                      handled by kvcalc.web.compute; e.g. {op: "version"})
-// Page state lives on <main id="app" data-state="loading|ready|error">; errors are shown, never a spinner.
+// kvcalc page: draws the charts precomputed at build time at once, starts Pyodide in a worker, then
+// recomputes on every control change through kvcalc.web.compute (the one JSON door).
+//   window.kvcalc.ready -> Promise<version>;  window.kvcalc.call(request) -> Promise<response>
+// <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n">:
+// data-rev counts renders, so tests and the benchmark can wait for an update.
+import { LINE_STYLES, barFigure, draw, lineFigure, modelColor, plotlyLoaded, renderLegend } from "./charts.js";
+import { Controls } from "./controls.js";
+import { initCustom } from "./custom.js";
+import { dtypeLabel, fmtTokens } from "./format.js";
+import { startWorker } from "./pyodide-client.js";
+import { decodeHash, defaultState, encodeHash, stateKey } from "./state.js";
+import { renderTable, tableCSV } from "./table.js";
+
 const LOAD_TIMEOUT_MS = globalThis.kvcalcLoadTimeoutMs ?? 20000; // tests may shorten it via an init script
+const $ = (id) => document.getElementById(id);
+const app = $("app");
+const absolute = (url) => new URL(url, document.baseURI).href;
 
-const app = document.getElementById("app");
-const statusLine = document.getElementById("status");
-
-function setState(state, message) {
-  app.dataset.state = state;
-  statusLine.textContent = message;
-}
-
-function absolute(url) {
-  return new URL(url, document.baseURI).href;
-}
-
-function startWorker() {
-  const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
-  const pending = new Map();
-  let nextId = 0;
-  let settle;
-
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => fail(new Error(`timed out after ${LOAD_TIMEOUT_MS / 1000} s loading Python (Pyodide) in the worker`)),
-      LOAD_TIMEOUT_MS,
-    );
-    settle = { resolve: (v) => { clearTimeout(timer); resolve(v); }, reject: (e) => { clearTimeout(timer); reject(e); } };
-  });
-
-  function fail(error) {
-    worker.terminate();
-    settle.reject(error);
-    for (const call of pending.values()) call.reject(error);
-    pending.clear();
-  }
-
-  worker.addEventListener("message", ({ data }) => {
-    if (data.type === "ready") return settle.resolve(data.version);
-    if (data.type === "fatal") return fail(new Error(data.error));
-    const call = pending.get(data.id);
-    if (!call) return;
-    pending.delete(data.id);
-    if ("error" in data) call.reject(new Error(data.error));
-    else call.resolve(data.response);
-  });
-  worker.addEventListener("error", (event) => {
-    event.preventDefault();
-    fail(new Error(`worker failed: ${event.message || "could not load worker.js"}`));
-  });
-  worker.addEventListener("messageerror", () => fail(new Error("worker sent an unreadable message")));
-
-  worker.postMessage({
-    type: "init",
-    indexURL: absolute(app.dataset.pyodideUrl),
-    wheelURL: absolute(app.dataset.wheelUrl),
-  });
-
-  function call(request) {
-    return ready.then(
-      () => new Promise((resolve, reject) => {
-        const id = ++nextId;
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ id, request });
-      }),
-    );
-  }
-  return { ready, call };
-}
-
-export const kvcalc = startWorker();
+// Start Python first, so its download overlaps with drawing the precomputed charts.
+const kvcalc = startWorker({
+  pyodideURL: absolute(app.dataset.pyodideUrl),
+  wheelURL: absolute(app.dataset.wheelUrl),
+  timeoutMs: LOAD_TIMEOUT_MS,
+});
 window.kvcalc = kvcalc;
 
-kvcalc.ready.then(
-  (version) => {
-    document.getElementById("kvcalc-version").textContent = version;
-    setState("ready", "Ready.");
-  },
-  (error) => {
-    console.error("kvcalc failed to start:", error);
-    setState("error", `Could not start the calculator: ${error.message}`);
-  },
-);
+const dataNode = $("kvcalc-data");
+const data = dataNode ? JSON.parse(dataNode.textContent) : null;
+const timings = [];
+window.kvcalcTimings = timings;
+
+let state;
+let controls;
+let worker = "loading"; // loading | ready | error
+let shown = null; // the response on screen
+let shownKey = null;
+let rev = 0;
+let firstChart = true;
+let sort = null;
+let pendingStart = null;
+let computing = false;
+let queued = false;
+let hashNotes = [];
+const sent = new Set(); // model ids whose config the worker has parsed and cached
+
+function setStatus(stateName, message) {
+  app.dataset.state = stateName;
+  $("status").textContent = message;
+}
+
+function showNotice(lines) {
+  const note = $("notice");
+  note.textContent = lines.join(" ");
+  note.hidden = !lines.length;
+}
+
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ------------------------------------------------------------------ rendering
+
+function renderInsights(resp) {
+  const list = $("insights");
+  const items = (resp.insights ?? []).map((i) => {
+    const li = document.createElement("li");
+    li.dataset.kind = i.kind;
+    li.textContent = i.text;
+    return li;
+  });
+  if (resp.insights === null) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "Insights for this selection appear once the calculator is ready.";
+    items.push(li);
+  } else if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "Select models to compare.";
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+}
+
+function renderErrors(resp) {
+  const list = $("model-errors");
+  list.replaceChildren(...resp.errors.map((e) => {
+    const li = document.createElement("li");
+    li.dataset.id = e.id;
+    const name = document.createElement("strong");
+    name.textContent = e.name;
+    li.append(name, `: ${e.error}`);
+    return li;
+  }));
+}
+
+function renderTableNow() {
+  const dtypes = shown.settings.kv_dtypes;
+  if (!sort || (sort.key.includes(":") && !dtypes.includes(sort.key.split(":")[1]))) {
+    sort = { key: `cache:${dtypes[0]}`, dir: -1 };
+  }
+  renderTable($("table"), shown, sort, (key, kind) => {
+    sort = sort.key === key ? { key, dir: -sort.dir } : { key, dir: kind === "text" ? 1 : -1 };
+    renderTableNow();
+  });
+  const tp = shown.settings.tensor_parallel_size;
+  $("table-help").textContent = `Cache per GPU for batch ${shown.settings.batch_size} at ${fmtTokens(shown.settings.seq_len)} tokens, ${shown.settings.engine} engine`
+    + (tp > 1 ? `, tensor parallel ${tp} (weights and cache per GPU)` : "")
+    + ". Weights in the checkpoint's own format. Click a column heading to sort.";
+}
+
+async function render(resp, source) {
+  shown = resp;
+  const narrow = window.matchMedia("(max-width: 640px)").matches;
+  const labels = data.catalog.kind_labels;
+  const charts = $("charts");
+  const { seq_len: seq, batch_size: batch, tensor_parallel_size: tp } = resp.settings;
+  const per = `${batch > 1 ? ` · batch ${batch}` : ""}${tp > 1 ? ` · per GPU (TP ${tp})` : ""}`;
+  $("bar-title").textContent = `KV cache at ${fmtTokens(seq)} tokens${per}`;
+  const dashes = resp.settings.kv_dtypes.length > 1
+    ? ` · ${resp.settings.kv_dtypes.map((d, i) => `${dtypeLabel(d)} ${LINE_STYLES[i % LINE_STYLES.length]}`).join(", ")}`
+    : "";
+  $("line-title").textContent = `KV cache vs sequence length (log–log)${per}${dashes}`;
+  if (plotlyLoaded()) {
+    charts.classList.remove("failed");
+    await draw($("bar-chart"), barFigure(resp, labels, narrow));
+    if (firstChart) {
+      firstChart = false;
+      performance.mark("kvcalc:first-chart");
+    }
+    await nextTask();
+    await draw($("line-chart"), lineFigure(resp, labels, state.models, narrow));
+    renderLegend($("line-legend"), $("line-chart"), resp, state.models);
+  } else {
+    charts.classList.add("failed");
+    $("bar-chart").textContent = "The charting library (Plotly) did not load; the table below has every number.";
+  }
+  renderTableNow();
+  renderInsights(resp);
+  renderErrors(resp);
+  showNotice([...hashNotes, ...(resp.notices ?? [])]);
+  app.dataset.source = source;
+  app.dataset.rev = String(++rev);
+}
+
+// ------------------------------------------------------------------ precomputed data
+
+function sameControls(a, b) {
+  return a.seq === b.seq && a.batch === b.batch && a.engine === b.engine && a.tp === b.tp && a.gpu === b.gpu
+    && a.dtypes.join() === b.dtypes.join();
+}
+
+/** The build-time response filtered to `s`, when `s` asks for nothing more than it holds. */
+function precomputedFor(s) {
+  const initial = data.initial;
+  const byId = new Map(initial.models.map((m) => [m.id, m]));
+  if (!sameControls(s, defaultState(data)) || !s.models.every((id) => byId.has(id))) return null;
+  const sameSet = s.models.length === initial.models.length;
+  return {
+    ...initial,
+    models: s.models.map((id) => byId.get(id)),
+    insights: sameSet ? initial.insights : null,
+    errors: [],
+  };
+}
+
+// ------------------------------------------------------------------ live computation
+
+function entryFor(id) {
+  if (sent.has(id)) return { id };
+  const pre = data.models.find((m) => m.id === id);
+  if (pre) return { id, name: pre.name, config: pre.config };
+  const custom = state.custom.find((c) => c.id === id);
+  return { id, name: custom?.name || undefined, config_text: custom?.text ?? "" };
+}
+
+function request(s) {
+  return {
+    op: "compare",
+    models: s.models.map(entryFor),
+    seq_len: s.seq,
+    batch_size: s.batch,
+    kv_dtypes: s.dtypes,
+    engine: s.engine,
+    tensor_parallel_size: s.tp,
+    gpu: s.gpu || null,
+  };
+}
+
+async function recompute() {
+  if (worker !== "ready") return;
+  if (computing) {
+    queued = true;
+    return;
+  }
+  computing = true;
+  try {
+    do {
+      queued = false;
+      const key = stateKey(state);
+      const start = pendingStart;
+      const resp = await kvcalc.call(request(state));
+      if (!resp.ok) {
+        showNotice([`Could not compute: ${resp.error}`]);
+        continue;
+      }
+      for (const m of resp.models) sent.add(m.id);
+      if (queued) continue; // the controls moved on: compute the latest state instead
+      if (key !== shownKey || app.dataset.source !== "live") {
+        await render(resp, "live");
+        shownKey = key;
+        if (start !== null) timings.push({ kind: "control", ms: performance.now() - start });
+      }
+      pendingStart = null;
+    } while (queued);
+  } catch (error) {
+    showNotice([`Could not compute: ${error.message}`]);
+  } finally {
+    computing = false;
+  }
+}
+
+let hashSeq = 0;
+function writeHash() {
+  const mine = ++hashSeq;
+  encodeHash(state).then((hash) => {
+    if (mine === hashSeq && hash !== window.location.hash) window.history.replaceState(null, "", hash);
+  });
+}
+
+function onChange(patch) {
+  pendingStart = performance.now();
+  state = { ...state, ...patch };
+  controls.sync(state);
+  writeHash();
+  hashNotes = [];
+  if (worker === "ready") {
+    recompute();
+    return;
+  }
+  const pre = precomputedFor(state);
+  if (pre) {
+    render(pre, "precomputed").then(() => { shownKey = stateKey(state); });
+  } else if (worker === "loading") {
+    showNotice(["These settings will be computed as soon as the calculator has loaded."]);
+  } else {
+    showNotice(["The calculator could not start, so only the precomputed default view is available."]);
+  }
+}
+
+async function addCustomModel({ text, name }) {
+  if (worker === "error") return "The calculator could not start, so custom models cannot be computed here.";
+  try {
+    await kvcalc.ready;
+  } catch (error) {
+    return `The calculator could not start: ${error.message}`;
+  }
+  const used = state.custom.map((c) => Number(c.id.split("-")[1]));
+  const id = `custom-${Math.max(0, ...used) + 1}`;
+  const resp = await kvcalc.call({ op: "load", models: [{ id, name: name || undefined, config_text: text }] });
+  if (!resp.ok) return resp.error;
+  if (resp.errors.length) return resp.errors[0].error;
+  sent.add(id);
+  const custom = [...state.custom, { id, name: resp.models[0].name, text }];
+  controls.setCustom(custom);
+  onChange({ custom, models: [...state.models, id] });
+  return null;
+}
+
+// ------------------------------------------------------------------ start
+
+function knownValues() {
+  return {
+    models: new Set(data.models.map((m) => m.id)),
+    dtypes: data.catalog.dtypes,
+    engines: data.catalog.engines,
+    gpus: new Set(data.catalog.gpus.map((g) => g.id)),
+  };
+}
+
+async function applyHash() {
+  const { state: next, ignored } = await decodeHash(window.location.hash, defaultState(data), knownValues());
+  hashNotes = ignored.length ? [`Ignored from the link: ${ignored.join("; ")}.`] : [];
+  state = next;
+  controls.setCustom(state.custom);
+  controls.sync(state);
+}
+
+function initTheme() {
+  const button = $("theme");
+  const modes = ["auto", "light", "dark"];
+  let mode = "auto";
+  try {
+    mode = modes.includes(localStorage.getItem("kvcalc-theme")) ? localStorage.getItem("kvcalc-theme") : "auto";
+  } catch {
+    // storage may be disabled; the theme then follows the system
+  }
+  const apply = () => {
+    if (mode === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = mode;
+    button.textContent = `Theme: ${mode}`;
+    button.setAttribute("aria-label", `Colour theme: ${mode === "auto" ? "follow the system" : mode}. Change`);
+  };
+  apply();
+  const redraw = () => shown && render(shown, app.dataset.source);
+  button.addEventListener("click", () => {
+    mode = modes[(modes.indexOf(mode) + 1) % modes.length];
+    try {
+      localStorage.setItem("kvcalc-theme", mode);
+    } catch {
+      // ignore: the choice lasts for this page only
+    }
+    apply();
+    redraw();
+  });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => mode === "auto" && redraw());
+  let narrow = window.matchMedia("(max-width: 640px)").matches;
+  window.addEventListener("resize", () => {
+    const now = window.matchMedia("(max-width: 640px)").matches;
+    if (now !== narrow) {
+      narrow = now;
+      redraw();
+    }
+  });
+}
+
+function initCSV() {
+  $("csv").addEventListener("click", () => {
+    if (!shown) return;
+    const blob = new Blob([tableCSV(shown)], { type: "text/csv" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `kvcalc-${fmtTokens(shown.settings.seq_len)}-tokens.csv`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
+}
+
+async function main() {
+  if (!data) {
+    setStatus("error", "This page was built without its data (model_configs.json); rebuild with python3 build.py.");
+    return;
+  }
+  initTheme();
+  state = defaultState(data);
+  controls = new Controls({ data, onChange, colorOf: modelColor });
+  await applyHash();
+  const pre = precomputedFor(state);
+  if (pre) {
+    await render(pre, "precomputed");
+    shownKey = stateKey(state);
+  } else {
+    showNotice([...hashNotes, "Computing the linked view once the calculator has loaded…"]);
+  }
+  initCSV();
+  initCustom(addCustomModel);
+  window.addEventListener("hashchange", async () => {
+    await applyHash();
+    if (worker === "ready") recompute();
+    else onChange({});
+  });
+
+  kvcalc.ready.then(
+    (version) => {
+      $("kvcalc-version").textContent = version;
+      worker = "ready";
+      performance.mark("kvcalc:ready");
+      setStatus("ready", `Ready: kvcalc ${version} recomputes every change in your browser.`);
+      recompute();
+    },
+    async (error) => {
+      worker = "error";
+      console.error("kvcalc failed to start:", error);
+      setStatus("error", `Could not start the calculator: ${error.message}. The charts below were computed when the site was built and stay usable; changing settings needs the calculator.`);
+      if (!shown) {
+        hashNotes = [];
+        await render(data.initial, "precomputed");
+        showNotice(["Showing the default view: the linked settings need the calculator, which could not start."]);
+      }
+    },
+  );
+}
+
+main();

@@ -92,11 +92,16 @@ def test_site_context_without_and_with_model_configs(tmp_path: Path, monkeypatch
     monkeypatch.setattr(build, "MODEL_CONFIGS", tmp_path / "model_configs.json")
     context = build.site_context("kvcalc-9-py3-none-any.whl")
     assert context["wheel_url"] == "wheels/kvcalc-9-py3-none-any.whl"
-    assert context["data_json"] is None
-    (tmp_path / "model_configs.json").write_text('{"llama": {"hidden_size": 4096}}')
-    context = build.site_context("kvcalc-9-py3-none-any.whl")
-    assert json.loads(context["data_json"]) == {"model_configs": {"llama": {"hidden_size": 4096}}}
-    html = build.render_index(context)
+    empty = json.loads(context["data_json"])
+    assert empty["models"] == [] and empty["defaults"] == {"models": []} and empty["initial"]["models"] == []
+    llama = {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32}
+    entry = {"id": "meta-llama/Llama-3.1-8B", "name": "Llama-3.1-8B", "family": "Llama", "config": llama}
+    (tmp_path / "model_configs.json").write_text(json.dumps({"models": [{**entry, "provenance": {}}]}))
+    data = json.loads(build.site_context("kvcalc-9-py3-none-any.whl")["data_json"])
+    assert data["models"] == [entry] and data["defaults"] == {"models": [entry["id"]]}
+    assert data["initial"]["ok"] and [m["id"] for m in data["initial"]["models"]] == [entry["id"]]
+    assert data["catalog"]["default_request"]["seq_len"] == data["initial"]["settings"]["seq_len"]
+    html = build.render_index(build.site_context("kvcalc-9-py3-none-any.whl"))
     assert '<script type="application/json" id="kvcalc-data">' in html
 
 

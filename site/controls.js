@@ -1,0 +1,231 @@
+// The controls: model picker (searchable, grouped by family) with chips, context (log slider + text),
+// batch, cache dtypes, engine, tensor parallel, GPU. Each user action calls onChange(patch).
+import { dtypeLabel, fmtGiB, fmtInt, fmtTokens, parseTokens } from "./format.js";
+import { MAX_BATCH, MAX_DTYPES, TP_CHOICES } from "./state.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** Slider stops: 1K, 1.5K, 2K, 3K … 8M, 10M (a log scale people recognise). */
+export const CONTEXT_STOPS = (() => {
+  const stops = [];
+  for (let p = 10; p <= 23; p++) stops.push(2 ** p, 3 * 2 ** (p - 1));
+  return [...stops.filter((n) => n <= 8 * 2 ** 20), 10_000_000].sort((a, b) => a - b);
+})();
+
+function nearestStop(n) {
+  let best = 0;
+  CONTEXT_STOPS.forEach((s, i) => {
+    if (Math.abs(Math.log(s / n)) < Math.abs(Math.log(CONTEXT_STOPS[best] / n))) best = i;
+  });
+  return best;
+}
+
+function node(tag, props = {}, text) {
+  const el = document.createElement(tag);
+  Object.assign(el, props);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+export class Controls {
+  constructor({ data, onChange, colorOf }) {
+    this.data = data;
+    this.onChange = onChange;
+    this.colorOf = colorOf;
+    this.custom = [];
+    this.state = null;
+    this.buildStatic();
+    this.bind();
+  }
+
+  buildStatic() {
+    const { catalog } = this.data;
+    const more = $("dtype-more");
+    for (const d of catalog.dtypes) {
+      if (d === "bf16" || d === "fp8") continue;
+      const label = node("label", { className: "toggle small" });
+      label.append(node("input", { type: "checkbox", value: d, name: "dtype-more" }), ` ${dtypeLabel(d)}`);
+      more.append(label);
+    }
+    const tp = $("tp");
+    for (const n of TP_CHOICES) tp.append(node("option", { value: String(n) }, n === 1 ? "1 (one GPU)" : `${n} GPUs`));
+    const gpu = $("gpu");
+    gpu.append(node("option", { value: "" }, "none"));
+    const groups = new Map();
+    for (const g of catalog.gpus) {
+      if (!groups.has(g.vendor)) groups.set(g.vendor, node("optgroup", { label: g.vendor }));
+      groups.get(g.vendor).append(node("option", { value: g.id }, `${g.name} — ${fmtGiB(g.bytes)}`));
+    }
+    gpu.append(...groups.values());
+    const range = $("ctx-range");
+    range.max = String(CONTEXT_STOPS.length - 1);
+  }
+
+  bind() {
+    const range = $("ctx-range");
+    const text = $("ctx-text");
+    const help = $("ctx-help");
+    range.addEventListener("input", () => {
+      const seq = CONTEXT_STOPS[Number(range.value)];
+      text.value = fmtTokens(seq);
+      help.textContent = `${fmtInt(seq)} tokens`;
+      help.classList.remove("error");
+      range.setAttribute("aria-valuetext", `${fmtTokens(seq)} tokens`);
+      this.onChange({ seq });
+    });
+    text.addEventListener("input", () => {
+      const seq = parseTokens(text.value);
+      if (seq === null) {
+        help.textContent = "Not a context length: try 32768, 128k or 1M (1 to 10,000,000 tokens).";
+        help.classList.add("error");
+        return;
+      }
+      help.textContent = `${fmtInt(seq)} tokens`;
+      help.classList.remove("error");
+      range.value = String(nearestStop(seq));
+      range.setAttribute("aria-valuetext", `${fmtTokens(seq)} tokens`);
+      this.onChange({ seq });
+    });
+    text.addEventListener("change", () => {
+      if (parseTokens(text.value) !== null) return;
+      text.value = fmtTokens(this.state.seq);
+    });
+
+    const batch = $("batch");
+    batch.addEventListener("input", () => {
+      const b = /^\d+$/.test(batch.value) ? Number(batch.value) : NaN;
+      if (b >= 1 && b <= MAX_BATCH) {
+        batch.removeAttribute("aria-invalid");
+        this.onChange({ batch: b });
+      } else {
+        batch.setAttribute("aria-invalid", "true");
+      }
+    });
+    batch.addEventListener("change", () => {
+      if (batch.getAttribute("aria-invalid")) {
+        batch.value = String(this.state.batch);
+        batch.removeAttribute("aria-invalid");
+      }
+    });
+
+    const dtypeBoxes = () => [$("dt-bf16"), $("dt-fp8"), ...document.querySelectorAll("#dtype-more input")];
+    for (const box of dtypeBoxes()) {
+      box.addEventListener("change", () => {
+        const picked = dtypeBoxes().filter((b) => b.checked).map((b) => b.value);
+        if (!picked.length || picked.length > MAX_DTYPES) {
+          box.checked = !box.checked;
+          return;
+        }
+        this.onChange({ dtypes: picked });
+      });
+    }
+    $("engine").addEventListener("change", (e) => this.onChange({ engine: e.target.value }));
+    $("tp").addEventListener("change", (e) => this.onChange({ tp: Number(e.target.value) }));
+    $("gpu").addEventListener("change", (e) => this.onChange({ gpu: e.target.value }));
+
+    const search = $("model-search");
+    search.addEventListener("input", () => this.filterPicker(search.value));
+    $("model-groups").addEventListener("change", (e) => {
+      if (e.target.type !== "checkbox") return;
+      const id = e.target.value;
+      const models = e.target.checked
+        ? [...this.state.models.filter((m) => m !== id), id]
+        : this.state.models.filter((m) => m !== id);
+      this.onChange({ models });
+    });
+  }
+
+  /** All models the picker offers: preloaded entries by family, then the user's own. */
+  entries() {
+    return [
+      ...this.data.models.map((m) => ({ id: m.id, name: m.name, family: m.family || "Other" })),
+      ...this.custom.map((c) => ({ id: c.id, name: c.name || c.id, family: "Your models" })),
+    ];
+  }
+
+  nameOf(id) {
+    return this.entries().find((e) => e.id === id)?.name ?? id;
+  }
+
+  buildPicker() {
+    const groups = new Map();
+    for (const e of this.entries()) {
+      if (!groups.has(e.family)) groups.set(e.family, []);
+      groups.get(e.family).push(e);
+    }
+    const box = $("model-groups");
+    const frag = document.createDocumentFragment();
+    for (const [family, items] of groups) {
+      const fs = node("fieldset", { className: "group" });
+      fs.append(node("legend", {}, family));
+      for (const e of items) {
+        const label = node("label", { className: "pick" });
+        label.dataset.search = `${e.name} ${e.id} ${family}`.toLowerCase();
+        label.append(node("input", { type: "checkbox", value: e.id }), ` ${e.name}`);
+        fs.append(label);
+      }
+      frag.append(fs);
+    }
+    box.replaceChildren(frag);
+    this.filterPicker($("model-search").value);
+  }
+
+  filterPicker(query) {
+    const q = query.trim().toLowerCase();
+    for (const fs of document.querySelectorAll("#model-groups fieldset")) {
+      let any = false;
+      for (const label of fs.querySelectorAll("label")) {
+        const hit = !q || label.dataset.search.includes(q);
+        label.hidden = !hit;
+        any ||= hit;
+      }
+      fs.hidden = !any;
+    }
+  }
+
+  setCustom(custom) {
+    this.custom = custom;
+    this.buildPicker();
+  }
+
+  renderChips() {
+    const chips = $("chips");
+    const frag = document.createDocumentFragment();
+    this.state.models.forEach((id, i) => {
+      const li = node("li", { className: "chip" });
+      li.dataset.id = id;
+      const swatch = node("span", { className: "swatch" });
+      swatch.style.background = this.colorOf(i);
+      const name = this.nameOf(id);
+      const remove = node("button", { type: "button", className: "chip-x" }, "×");
+      remove.setAttribute("aria-label", `Remove ${name}`);
+      remove.addEventListener("click", () => this.onChange({ models: this.state.models.filter((m) => m !== id) }));
+      li.append(swatch, node("span", {}, name), remove);
+      frag.append(li);
+    });
+    if (!this.state.models.length) frag.append(node("li", { className: "chip empty" }, "No models selected"));
+    chips.replaceChildren(frag);
+  }
+
+  /** Show `state` in every control (without firing onChange). */
+  sync(state) {
+    this.state = state;
+    const text = $("ctx-text");
+    if (parseTokens(text.value) !== state.seq) text.value = fmtTokens(state.seq);
+    $("ctx-range").value = String(nearestStop(state.seq));
+    $("ctx-range").setAttribute("aria-valuetext", `${fmtTokens(state.seq)} tokens`);
+    $("ctx-help").textContent = `${fmtInt(state.seq)} tokens`;
+    $("ctx-help").classList.remove("error");
+    if (Number($("batch").value) !== state.batch) $("batch").value = String(state.batch);
+    for (const box of [$("dt-bf16"), $("dt-fp8"), ...document.querySelectorAll("#dtype-more input")]) {
+      box.checked = state.dtypes.includes(box.value);
+    }
+    $("engine").value = state.engine;
+    $("tp").value = String(state.tp);
+    $("tp").disabled = state.engine === "transformers";
+    $("gpu").value = state.gpu;
+    const selected = new Set(state.models);
+    for (const box of document.querySelectorAll("#model-groups input")) box.checked = selected.has(box.value);
+    this.renderChips();
+  }
+}

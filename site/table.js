@@ -1,0 +1,134 @@
+// The sortable comparison table and its CSV export. Cells are built with textContent only; byte
+// columns carry the exact integer in data-bytes (what the tests compare with kvcalc in Python).
+import { dtypeLabel, fmtGiB, fmtInt, fmtTokens } from "./format.js";
+
+const el = (tag, props = {}, text) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+function fitsText(row, dtypes) {
+  const known = dtypes.filter((d) => row.fits[d] !== null && row.fits[d] !== undefined);
+  if (!known.length) return "—";
+  const yes = known.filter((d) => row.fits[d]);
+  if (yes.length === known.length) return "yes";
+  if (!yes.length) return "no";
+  return `${yes.map(dtypeLabel).join(", ")} only`;
+}
+
+/** Column definitions for the current settings. */
+export function columns(resp) {
+  const { kv_dtypes: dtypes, seq_len: seq, tensor_parallel_size: tp } = resp.settings;
+  const ctx = fmtTokens(seq);
+  const d0 = dtypes[0];
+  const gpu = resp.gpu ? resp.gpu.name.replace(/^(NVIDIA|AMD|Apple)\s+/, "") : "GPU";
+  return [
+    { key: "name", label: "Model", kind: "text", value: (r) => r.name },
+    { key: "attention", label: "Attention", kind: "text", value: (r) => r.attention },
+    { key: "layers", label: "Layers", kind: "int", value: (r) => r.layers },
+    { key: "kv_heads", label: "KV heads", kind: "int", value: (r) => r.kv_heads },
+    { key: "head_dim", label: "head_dim", kind: "int", value: (r) => r.head_dim, text: (r) => r.head_dim_label },
+    {
+      key: "token_bytes", label: `Bytes/token (${dtypeLabel(d0)})`, kind: "int",
+      value: (r) => r.token_bytes[d0], title: "K+V bytes one more token adds at short context",
+    },
+    ...dtypes.map((d) => ({ key: `cache:${d}`, label: `Cache ${dtypeLabel(d)} @ ${ctx}`, kind: "bytes", value: (r) => r.cache[d] })),
+    {
+      key: "weights", label: tp > 1 ? "Weights (all GPUs)" : "Weights", kind: "bytes",
+      value: (r) => r.weights, cellTitle: (r) => r.weights_format ?? "",
+    },
+    ...dtypes.map((d) => ({
+      key: `total:${d}`, label: tp > 1 ? `Per GPU, ${dtypeLabel(d)} (TP ${tp})` : `Total ${dtypeLabel(d)}`,
+      kind: "bytes", value: (r) => r.total[d], title: "weights on one GPU + cache",
+    })),
+    { key: "fits", label: `Fits ${gpu}`, kind: "text", value: (r) => fitsText(r, dtypes) },
+  ];
+}
+
+function compare(a, b, kind) {
+  if (a === null || a === undefined) return b === null || b === undefined ? 0 : 1;
+  if (b === null || b === undefined) return -1;
+  return kind === "text" ? String(a).localeCompare(String(b)) : a - b;
+}
+
+function nameCell(row) {
+  const td = el("th", { scope: "row", dataset: { col: "name" } });
+  td.append(el("span", { class: "model-name" }, row.name));
+  if (!row.verified) td.append(el("span", { class: "badge warn", title: row.notes.join("; ") }, "unverified"));
+  if (row.beyond_max) {
+    td.append(el("span", { class: "badge", title: "the chosen context is past this model's max_position_embeddings" },
+      `max ${fmtTokens(row.max_context)}`));
+  }
+  return td;
+}
+
+/** Render the table; `sort` = {key, dir: 1|-1}; onSort(key) when a header is clicked. */
+export function renderTable(table, resp, sort, onSort) {
+  const cols = columns(resp);
+  const col = cols.find((c) => c.key === sort.key) ?? cols.find((c) => c.key.startsWith("cache:"));
+  const rows = [...resp.models].sort((a, b) => sort.dir * compare(col.value(a), col.value(b), col.kind));
+
+  const head = el("tr");
+  for (const c of cols) {
+    const th = el("th", { scope: "col", class: c.kind === "text" ? "" : "num" });
+    if (c === col) th.setAttribute("aria-sort", sort.dir > 0 ? "ascending" : "descending");
+    const button = el("button", { type: "button", dataset: { sort: c.key } }, c.label);
+    if (c.title) button.title = c.title;
+    button.addEventListener("click", () => onSort(c.key, c.kind));
+    th.append(button);
+    head.append(th);
+  }
+  table.tHead.replaceChildren(head);
+
+  const body = document.createDocumentFragment();
+  for (const r of rows) {
+    const tr = el("tr", { dataset: { id: r.id } });
+    for (const c of cols) {
+      if (c.key === "name") {
+        tr.append(nameCell(r));
+        continue;
+      }
+      const v = c.value(r);
+      const text = c.text ? c.text(r) : c.kind === "bytes" ? fmtGiB(v) : c.kind === "int" ? fmtInt(v) : v;
+      const td = el("td", { class: c.kind === "text" ? "" : "num", dataset: { col: c.key } }, text ?? "—");
+      if (c.kind === "bytes" && v !== null && v !== undefined) td.dataset.bytes = String(v);
+      if (c.kind === "int" && v !== null && v !== undefined) td.dataset.value = String(v);
+      if (c.key === "fits") td.dataset.fits = text;
+      if (c.cellTitle) td.title = c.cellTitle(r);
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  table.tBodies[0].replaceChildren(body);
+  table.caption.textContent = `KV cache and memory per model at ${fmtTokens(resp.settings.seq_len)} tokens, sorted by ${col.label}`;
+}
+
+function csvField(value) {
+  let text = value === null || value === undefined ? "" : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`; // no formulas when opened in a spreadsheet
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** CSV of the current rows: exact bytes plus GiB, one row per model. */
+export function tableCSV(resp) {
+  const { kv_dtypes: dtypes } = resp.settings;
+  const header = ["id", "model", "attention", "layers", "kv_heads", "head_dim", "context_tokens", "batch_size", "engine", "tensor_parallel_size"];
+  for (const d of dtypes) header.push(`bytes_per_token_${d}`, `cache_bytes_${d}`, `cache_gib_${d}`);
+  header.push("weights_bytes", "weights_format");
+  for (const d of dtypes) header.push(`total_per_gpu_bytes_${d}`, `fits_${d}`);
+  const lines = [header.join(",")];
+  const s = resp.settings;
+  for (const r of resp.models) {
+    const row = [r.id, r.name, r.attention, r.layers, r.kv_heads, r.head_dim, s.seq_len, s.batch_size, s.engine, s.tensor_parallel_size];
+    for (const d of dtypes) row.push(r.token_bytes[d], r.cache[d], (r.cache[d] / 2 ** 30).toFixed(6));
+    row.push(r.weights, r.weights_format);
+    for (const d of dtypes) row.push(r.total[d], r.fits[d]);
+    lines.push(row.map(csvField).join(","));
+  }
+  return `${lines.join("\r\n")}\r\n`;
+}
