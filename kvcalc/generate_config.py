@@ -14,6 +14,7 @@ and exits 1. ``HF_HUB_OFFLINE=1`` (or ``--offline``) makes a missing id fail fas
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import math
@@ -70,8 +71,8 @@ def _check_with_autoconfig(transformers: Any, raw: dict[str, Any], path: Path, t
             raise KVCalcError(f"AutoConfig cannot read it: {_first_line(exc)}") from None
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    data = {k: v for k, v in raw.items() if k not in ("auto_map", "model_type")}
-    return CONFIG_MAPPING[model_type].from_dict(data).model_type
+    data = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("auto_map", "model_type")}
+    return CONFIG_MAPPING[model_type].from_dict(data).model_type  # transformers edits nested dicts
 
 
 def _type_of_architecture(architectures: Any) -> str | None:

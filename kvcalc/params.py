@@ -160,7 +160,7 @@ class _Cfg:
         self.f = Fields(cfg, prefix)
         self.model_type = model.model_type
         self.hidden = self.f.int(*HIDDEN_KEYS)
-        self.heads = self.f.int(*HEAD_KEYS, limit="heads")
+        self.heads = self.f.int(*HEAD_KEYS, default=0, minimum=0, limit="heads")  # 0: no attention
         self.vocab = self.f.int("vocab_size", "padded_vocab_size", "n_vocab")
 
     def int(self, *keys: str, default: int | None = None, minimum: int = 1) -> int:

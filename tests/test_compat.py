@@ -1,0 +1,136 @@
+"""Seed-compatible API: the hand-entered formula, memory reports, comparisons, batch search."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kvcalc import KVCalcError
+from kvcalc.catalog import load_catalog
+from kvcalc.compat import (
+    NOT_APPLICABLE,
+    ModelVariant,
+    analyze_attention_efficiency,
+    calculate_kv_cache_size,
+    calculate_memory,
+    compare_models,
+    estimate_max_batch_size,
+)
+from kvcalc.params import count_params
+
+CATALOG = load_catalog()
+LLAMA2_7B = ModelVariant(num_layers=32, hidden_size=4096, num_heads=32)
+
+
+@pytest.mark.parametrize(
+    ("variant", "tokens", "batch", "bits", "expected"),
+    [
+        (LLAMA2_7B, 2048, 1, 16, 2 * 32 * 1 * 2048 * 32 * 128 * 2),  # 1 GiB
+        (LLAMA2_7B, 4096, 8, 16, 2 * 32 * 8 * 4096 * 32 * 128 * 2),
+        (ModelVariant(32, 4096, 32, num_kv_heads=8), 131_072, 1, 16, 131_072 * 131_072),  # 128 KiB per token
+        (ModelVariant(32, 4096, 32, num_kv_heads=8), 1000, 1, 4, 2 * 32 * 1000 * 8 * 128 // 2),
+        (ModelVariant(80, 8192, 64, num_kv_heads=8, num_experts=8, num_experts_per_tok=2), 10, 3, 8,
+         2 * 80 * 3 * 10 * 8 * 128),
+        (ModelVariant(2, 100, 4, head_dim=32), 7, 1, 32, 2 * 2 * 7 * 4 * 32 * 4),
+    ],
+)  # fmt: skip
+def test_calculate_kv_cache_size(
+    variant: ModelVariant, tokens: int, batch: int, bits: int, expected: int
+) -> None:
+    assert calculate_kv_cache_size(variant, tokens, batch, bits) == expected
+
+
+def test_experts_do_not_change_kv() -> None:
+    dense = ModelVariant(48, 2048, 32, num_kv_heads=4)
+    moe = ModelVariant(48, 2048, 32, num_kv_heads=4, num_experts=128, num_experts_per_tok=8,
+                       expert_intermediate_size=768)  # fmt: skip
+    assert calculate_kv_cache_size(dense, 4096) == calculate_kv_cache_size(moe, 4096)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"num_layers": 0, "hidden_size": 64, "num_heads": 4}, "num_layers: must be ≥ 1"),
+        ({"num_layers": 2, "hidden_size": 64, "num_heads": 4, "num_kv_heads": 3}, "num_kv_heads: 3 must"),
+        ({"num_layers": 2, "hidden_size": 65, "num_heads": 4}, "head_dim: hidden_size 65 is not divisible"),
+    ],
+)
+def test_variant_validation(kw: dict, message: str) -> None:
+    with pytest.raises(KVCalcError, match=message):
+        ModelVariant(**kw)
+
+
+def test_calculate_memory_llama_8b() -> None:
+    r = calculate_memory("Llama-3.1-8B-Instruct", batch_size=1, seq_length=4096, precision="fp16")
+    assert r.parameter_count == 8_030_261_248
+    assert r.weight_memory_bytes == 2 * 8_030_261_248
+    assert r.kv_cache_bytes == 32 * 2 * 8 * 128 * 2 * 4096  # exact (ideal engine)
+    assert r.state_memory_bytes == 0 and r.kv_cache_applicable and r.attention_type == "gqa"
+    runtime = r.weight_memory_bytes + r.kv_cache_bytes + r.activation_memory_bytes
+    assert r.extra_work_bytes == int(runtime * 0.2)  # framework_overhead 1.2, as in the seed
+    assert r.total_memory_bytes == runtime + r.extra_work_bytes
+    assert r.kv_cache_gb == r.kv_cache_bytes / 1e9
+    assert r.recommended_gpu == "l4" and r.recommended_gpu_memory_gb == 24.15
+    json.dumps(r.as_dict(), allow_nan=False)
+
+
+def test_precisions() -> None:
+    m = CATALOG.model("Qwen3-8B")
+    fp16, int4 = calculate_memory(m, precision="fp16"), calculate_memory(m, precision="int4")
+    assert int4.weight_memory_bytes < fp16.weight_memory_bytes / 2  # bf16 embeddings and lm_head stay
+    assert int4.kv_cache_bytes == fp16.kv_cache_bytes  # integer weights keep an fp16 cache
+    assert calculate_memory(m, precision="fp8").kv_cache_bytes == fp16.kv_cache_bytes // 2
+    with pytest.raises(KVCalcError, match="precision: unknown 'int2'"):
+        calculate_memory(m, precision="int2")
+
+
+def test_hybrid_reports_state_memory() -> None:
+    r = calculate_memory("Qwen3-Next-80B-A3B-Thinking", seq_length=4096, precision="bf16")
+    assert r.attention_type == "hybrid" and r.state_memory_bytes > 0 and r.kv_cache_bytes > 0
+
+
+def test_vision_tower_weights_shown_separately() -> None:
+    r = calculate_memory("Qwen3.5-27B", precision="bf16")
+    assert r.vision_memory_bytes == 2 * 460_730_096
+    assert r.parameter_count == count_params(CATALOG.model("Qwen3.5-27B")).total_with_towers
+
+
+def test_models_without_kv_cache_are_not_applicable() -> None:
+    unet = {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.21.0", "sample_size": 64}
+    r = calculate_memory(unet)
+    assert not r.kv_cache_applicable and r.kv_cache_bytes is None and r.kv_cache_gb is None
+    assert r.kv_cache_display == NOT_APPLICABLE
+    assert analyze_attention_efficiency(unet)["efficiency_rating"] == NOT_APPLICABLE
+    assert estimate_max_batch_size(unet, 80) == 0
+    mamba = {"model_type": "mamba", "num_hidden_layers": 4, "hidden_size": 64, "vocab_size": 100}
+    r = calculate_memory(mamba)
+    assert not r.kv_cache_applicable and r.kv_cache_bytes is None and r.state_memory_bytes > 0
+
+
+def test_compare_models() -> None:
+    names = ["DeepSeek-V3", "Llama-3.1-70B", "gpt-oss-120b"]
+    rows = compare_models(names, seq_length=131_072, precision="bf16")
+    assert [r["model"] for r in rows] == ["DeepSeek-V3", "Llama-3.1-70B", "gpt-oss-120b"]
+    assert rows[0]["kv_cache_bytes"] == 70_272 * 131_072 and rows[0]["attention_type"] == "mla"
+    assert rows[1]["kv_cache_bytes"] == 327_680 * 131_072
+    with pytest.raises(KVCalcError, match="models: expected a list"):
+        compare_models("DeepSeek-V3")
+
+
+def test_estimate_max_batch_size_is_the_largest_that_fits() -> None:
+    n = estimate_max_batch_size("Llama-3.1-8B-Instruct", gpu_memory_gb=80, seq_length=4096, precision="bf16")
+    budget = 80e9 * 0.9
+    assert calculate_memory("Llama-3.1-8B-Instruct", n, 4096, "bf16").total_memory_bytes <= budget
+    assert calculate_memory("Llama-3.1-8B-Instruct", n + 1, 4096, "bf16").total_memory_bytes > budget
+    assert estimate_max_batch_size("Llama-3.1-70B", gpu_memory_gb=24) == 0
+
+
+def test_analyze_attention_efficiency() -> None:
+    a = analyze_attention_efficiency("Llama-3.1-8B-Instruct", [1024, 4096, 16_384])
+    assert a["attention_type"] == "gqa" and a["efficiency_rating"] == "good"
+    assert a["memory_per_token_bytes"] == 131_072
+    shares = [a["results"][n]["kv_cache_share"] for n in (1024, 4096, 16_384)]
+    assert shares == sorted(shares) and 0 < shares[0] < shares[-1] < 1
+    assert a["results"][4096]["kv_cache_bytes"] == 131_072 * 4096
+    assert analyze_attention_efficiency("DeepSeek-V3")["efficiency_rating"] == "excellent"
