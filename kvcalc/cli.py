@@ -268,7 +268,12 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-dtype", help="weight format (default: the checkpoint's, e.g. fp8_block, mxfp4)")
     p.add_argument("--batch-size", type=_positive, help="concurrent requests that must fit at max-model-len")
     p.add_argument("--gpu-memory-utilization", type=_fraction, default=0.92, help="vLLM (default 0.92)")
-    p.add_argument("--max-num-batched-tokens", type=_positive, default=8192, help="vLLM (default 8192)")
+    p.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive,
+        default=8192,
+        help="vLLM (default 8192; `vllm serve` uses 2048 on GPUs under 70 GiB)",
+    )
     p.add_argument("--max-num-seqs", type=_positive, help="vLLM (default 1024 on ≥70 GiB GPUs, else 256)")
     p.add_argument("--block-size", type=_positive, default=16, help="vLLM block size (default 16)")
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")

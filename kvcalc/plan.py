@@ -21,6 +21,9 @@ What is exact and what is estimated:
 
 ``gpu_memory_utilization`` defaults to 0.92, vLLM's current default (older releases and the issue text
 say 0.9). ``gpu_memory_bytes`` is the runtime-reported total from :mod:`kvcalc.gpus`.
+``max_num_seqs`` follows ``vllm serve`` (EngineArgs.get_batch_defaults): 1024 on GPUs with ≥ 70 GiB
+that are not A100s, else 256. ``max_num_batched_tokens`` defaults to 8192 (GUIDE §4); ``vllm serve``
+uses 2048 on the smaller GPUs — pass it to model that exactly.
 """
 
 from __future__ import annotations
