@@ -54,7 +54,12 @@ class Engine:
 
     def kwargs(self) -> dict[str, object]:
         """Keyword arguments for :func:`kvcalc.layer_bytes`."""
-        return dataclasses.asdict(self)
+        return {
+            "engine": self.engine,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "block_size": self.block_size,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+        }
 
 
 @dataclass(frozen=True)
@@ -153,9 +158,15 @@ class Prepared:
 
     def token_bytes(self, dtype: str, tp: int = 1) -> int:
         """Bytes one more token adds at short context (ideal; sliding layers still growing)."""
-        eng = Engine(tensor_parallel_size=tp)
-        return self.total(2, 1, dtype, eng) - self.total(1, 1, dtype, eng)
+        key = ("token_bytes", dtype, tp)
+        if key not in self.memo:
+            eng = Engine(tensor_parallel_size=tp)
+            self.memo[key] = self.total(2, 1, dtype, eng) - self.total(1, 1, dtype, eng)
+        return self.memo[key]  # type: ignore[return-value]
 
     def long_token_bytes(self, dtype: str, tp: int = 1) -> int:
         """Bytes one more token adds at long context (windows full): kv_bytes_per_token."""
-        return kv_bytes_per_token(self.model, dtype, tensor_parallel_size=tp)
+        key = ("long_token_bytes", dtype, tp)
+        if key not in self.memo:
+            self.memo[key] = kv_bytes_per_token(self.model, dtype, tensor_parallel_size=tp)
+        return self.memo[key]  # type: ignore[return-value]

@@ -7,7 +7,8 @@ Requests (``op``):
 - ``load`` with ``models: [{id, name?, config | config_text}]`` → facts per model, plus ``errors``
 - ``compare`` with ``models`` (as for ``load``; an ``id`` alone reuses the parsed model) and
   ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
-  lines, insights, and ``errors`` for the models that failed (the others still come back).
+  lines (unless ``lines: false``), insights, and ``errors`` for the models that failed (the others
+  still come back).
 
 Parsed models are cached by id, so a control change does not re-parse every config.
 """
@@ -168,7 +169,11 @@ def _message(exc: BaseException) -> str:
 
 
 def describe(model_id: str, prep: Prepared) -> dict[str, Any]:
-    """Facts about one model that do not depend on the controls."""
+    """Facts about one model that do not depend on the controls (a fresh dict each call)."""
+    return dict(_memo(prep, ("describe", model_id), lambda: _describe(model_id, prep)))
+
+
+def _describe(model_id: str, prep: Prepared) -> dict[str, Any]:
     m = prep.model
     return {
         "id": model_id,
@@ -197,14 +202,15 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     weights = _memo(prep, ("weights", 1), lambda: hardware.weight_bytes(prep.model))
     rank = _memo(prep, ("weights", tp), lambda: hardware.weight_bytes(prep.model, tp))
     per_gpu = None if rank is None else rank["bytes"]
-    cache = {d: prep.total(L, b, d, eng) for d in s.kv_dtypes}
+    parts = {d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes}
+    cache = {d: sum(p.values()) for d, p in parts.items()}
     total = {d: None if per_gpu is None else per_gpu + c for d, c in cache.items()}
     row.update(
         beyond_max=row["max_context"] < L,
         token_bytes={d: prep.token_bytes(d, tp) for d in s.kv_dtypes},
         long_token_bytes={d: prep.long_token_bytes(d, tp) for d in s.kv_dtypes},
         cache=cache,
-        breakdown={d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes},
+        breakdown=parts,
         weights=None if weights is None else weights["bytes"],
         weights_format=None if weights is None else weights["description"] or weights["format"],
         weights_per_gpu=per_gpu,
@@ -217,6 +223,9 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
 
 def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
     s, notices = _settings(req)
+    want_lines = req.get("lines", True)
+    if not isinstance(want_lines, bool):
+        raise KVCalcError(f"lines: expected true or false, got {want_lines!r}")
     good, errors = _models(req)
     gpu = hardware.gpu(s.gpu) if s.gpu else None
     rows = []
@@ -225,11 +234,15 @@ def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
             rows.append(_numbers(model_id, prep, s, gpu))
         except Exception as exc:  # e.g. a tensor-parallel size that does not divide this model's heads
             errors.append({"id": model_id, "name": prep.model.name, "error": _message(exc)})
+    found = insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu, s.tensor_parallel_size)
+    if not want_lines:  # the page already holds them (they depend on neither context nor GPU)
+        for row in rows:
+            del row["lines"]
     return {
         "settings": asdict(s),
         "gpu": gpu,
         "models": rows,
-        "insights": insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu, s.tensor_parallel_size),
+        "insights": found,
         "errors": errors,
         "notices": notices,
     }

@@ -1,9 +1,12 @@
 // kvcalc page: draws the charts precomputed at build time at once, starts Pyodide in a worker, then
 // recomputes on every control change through kvcalc.web.compute (the one JSON door).
 //   window.kvcalc.ready -> Promise<version>;  window.kvcalc.call(request) -> Promise<response>
-// <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n">:
-// data-rev counts renders, so tests and the benchmark can wait for an update.
-import { LINE_STYLES, barFigure, draw, lineFigure, modelColor, plotlyLoaded, renderLegend } from "./charts.js";
+// <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n" data-busy>:
+// data-rev counts renders and data-busy is "true" while Python computes, so tests and the benchmark
+// can wait for an update.
+import {
+  LINE_STYLES, barFigure, draw, lineFigure, lineKey, modelColor, plotlyLoaded, renderLegend,
+} from "./charts.js";
 import { Controls } from "./controls.js";
 import { initCustom } from "./custom.js";
 import { dtypeLabel, fmtTokens } from "./format.js";
@@ -16,10 +19,13 @@ const $ = (id) => document.getElementById(id);
 const app = $("app");
 const absolute = (url) => new URL(url, document.baseURI).href;
 
-// Start Python first, so its download overlaps with drawing the precomputed charts.
+// Start Python now, so Pyodide loads while the precomputed charts are drawn. (Not earlier: on a
+// small machine Pyodide's start-up and Plotly's parse compete for the same cores, and the first
+// chart matters more.) <html data-pyodide-url data-wheel-url> says where everything is.
+const paths = document.documentElement.dataset;
 const kvcalc = startWorker({
-  pyodideURL: absolute(app.dataset.pyodideUrl),
-  wheelURL: absolute(app.dataset.wheelUrl),
+  pyodideURL: absolute(paths.pyodideUrl),
+  wheelURL: absolute(paths.wheelUrl),
   timeoutMs: LOAD_TIMEOUT_MS,
 });
 window.kvcalc = kvcalc;
@@ -42,16 +48,17 @@ let computing = false;
 let queued = false;
 let hashNotes = [];
 const sent = new Set(); // model ids whose config the worker has parsed and cached
+const lines = new Map(); // lineKey → line: lines do not depend on the context or GPU, so fetch them once
 
 function setStatus(stateName, message) {
   app.dataset.state = stateName;
   $("status").textContent = message;
 }
 
-function showNotice(lines) {
+function showNotice(messages) {
   const note = $("notice");
-  note.textContent = lines.join(" ");
-  note.hidden = !lines.length;
+  note.textContent = messages.join(" ");
+  note.hidden = !messages.length;
 }
 
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -172,9 +179,30 @@ function entryFor(id) {
   return { id, name: custom?.name || undefined, config_text: custom?.text ?? "" };
 }
 
-function request(s) {
+function stateLineKeys(s) {
+  return s.models.flatMap((id) => s.dtypes.map((d) => lineKey(id, d, s.engine, s.tp, s.batch)));
+}
+
+/** Cache a response's lines, or fill them in from the cache; false when one is missing. */
+function withLines(resp) {
+  const { engine, tensor_parallel_size: tp, batch_size: batch, kv_dtypes: dtypes } = resp.settings;
+  for (const m of resp.models) {
+    if (m.lines) {
+      for (const [d, line] of Object.entries(m.lines)) lines.set(lineKey(m.id, d, engine, tp, batch), line);
+      continue;
+    }
+    const keys = dtypes.map((d) => lineKey(m.id, d, engine, tp, batch));
+    if (!keys.every((k) => lines.has(k))) return false;
+    m.lines = Object.fromEntries(dtypes.map((d, i) => [d, lines.get(keys[i])]));
+  }
+  return true;
+}
+
+function request(s, forceLines = false) {
+  if (lines.size > 2000) lines.clear();
   return {
     op: "compare",
+    lines: forceLines || !stateLineKeys(s).every((k) => lines.has(k)),
     models: s.models.map(entryFor),
     seq_len: s.seq,
     batch_size: s.batch,
@@ -192,19 +220,29 @@ async function recompute() {
     return;
   }
   computing = true;
+  app.dataset.busy = "true";
   try {
     do {
       queued = false;
       const key = stateKey(state);
       const start = pendingStart;
-      const resp = await kvcalc.call(request(state));
+      let resp = await kvcalc.call(request(state));
+      if (resp.ok && !withLines(resp)) resp = await kvcalc.call(request(state, true)); // e.g. settings adjusted by Python
       if (!resp.ok) {
         showNotice([`Could not compute: ${resp.error}`]);
         continue;
       }
+      withLines(resp);
       for (const m of resp.models) sent.add(m.id);
       if (queued) continue; // the controls moved on: compute the latest state instead
-      if (key !== shownKey || app.dataset.source !== "live") {
+      if (key === shownKey && app.dataset.source !== "live" && sameNumbers(resp, shown)) {
+        // Python agrees with the build-time numbers: keep the charts, adopt the live data.
+        shown = resp;
+        renderTableNow();
+        renderInsights(resp);
+        app.dataset.source = "live";
+        app.dataset.rev = String(++rev);
+      } else if (key !== shownKey || app.dataset.source !== "live") {
         await render(resp, "live");
         shownKey = key;
         if (start !== null) timings.push({ kind: "control", ms: performance.now() - start });
@@ -215,7 +253,13 @@ async function recompute() {
     showNotice([`Could not compute: ${error.message}`]);
   } finally {
     computing = false;
+    app.dataset.busy = "false";
   }
+}
+
+function sameNumbers(a, b) {
+  const numbers = (r) => JSON.stringify(r.models.map((m) => [m.id, m.name, m.cache, m.total, m.lines]));
+  return numbers(a) === numbers(b) && JSON.stringify(a.insights) === JSON.stringify(b.insights);
 }
 
 let hashSeq = 0;
@@ -342,6 +386,7 @@ async function main() {
     return;
   }
   initTheme();
+  withLines(data.initial); // the build-time lines: the first live request can leave them out
   state = defaultState(data);
   controls = new Controls({ data, onChange, colorOf: modelColor });
   await applyHash();

@@ -19,6 +19,11 @@ const CONFIG = {
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
 };
 
+/** Identity of one model's line: it depends on neither the context nor the GPU. */
+export function lineKey(id, dtype, engine, tp, batch) {
+  return `${id}|${dtype}|${engine}|${tp}|${batch}`;
+}
+
 /** Text safe to hand to Plotly (it decodes these entities and shows them literally). */
 export function plotText(value) {
   return String(value).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -65,12 +70,17 @@ export function barOrder(rows, dtypes) {
   return [...rows].sort((a, b) => b.cache[dtypes[0]] - a.cache[dtypes[0]]);
 }
 
+let lastBars = { key: null, traces: null };
+
 export function barFigure(resp, labels, narrow) {
   const t = theme();
   const { kv_dtypes: dtypes, seq_len: seq, tensor_parallel_size: tp } = resp.settings;
   const rows = barOrder(resp.models, dtypes);
   const names = rows.map((r) => plotText(r.name));
-  const traces = dtypes.map((d, i) => ({
+  // Same bars as last time (e.g. only the GPU changed): hand Plotly the same objects, so react()
+  // sees unchanged data and only redoes the layout.
+  const key = JSON.stringify([seq, dtypes, rows.map((r) => [r.id, r.name, dtypes.map((d) => r.cache[d])])]);
+  const traces = key === lastBars.key ? lastBars.traces : dtypes.map((d, i) => ({
     type: "bar",
     orientation: "h",
     name: dtypeLabel(d),
@@ -85,6 +95,8 @@ export function barFigure(resp, labels, narrow) {
     ]),
     hovertemplate: `<b>%{y}</b> · ${dtypeLabel(d)} at ${fmtTokens(seq)} tokens<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>`,
   }));
+  lastBars = { key, traces };
+  const figureKey = JSON.stringify([key, resp.gpu, tp, narrow, t]);
   const shapes = [];
   const annotations = [];
   if (resp.gpu) {
@@ -98,8 +110,13 @@ export function barFigure(resp, labels, narrow) {
     barmode: "group",
     bargap: 0.25,
     height: Math.max(260, 90 + rows.length * perBar),
-    xaxis: axis(t, { title: { text: narrow ? "GiB" : `KV cache at ${fmtTokens(seq)} tokens (GiB)` }, rangemode: "tozero" }),
-    yaxis: axis(t, { autorange: "reversed", ticklabelstandoff: 4 }),
+    // Explicit ranges: Plotly then skips autoranging (and a second layout pass) on every update.
+    xaxis: axis(t, {
+      title: { text: narrow ? "GiB" : `KV cache at ${fmtTokens(seq)} tokens (GiB)` },
+      range: [0, 1.06 * Math.max(1e-9, ...traces.flatMap((tr) => tr.x), resp.gpu ? toGiB(resp.gpu.bytes) : 0)],
+    }),
+    yaxis: axis(t, { autorange: false, range: [rows.length - 0.5, -0.5], ticklabelstandoff: 4 }),
+    uirevision: JSON.stringify([rows.map((r) => r.id), dtypes]),
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     margin: { l: 8, r: 16, t: 36, b: 8 },
     shapes,
@@ -108,16 +125,26 @@ export function barFigure(resp, labels, narrow) {
   return { data: traces, layout };
 }
 
+const lineTraces = new Map(); // key → trace object, reused while its numbers and style are unchanged
+
 export function lineFigure(resp, labels, order, narrow) {
   const t = theme();
-  const { kv_dtypes: dtypes, seq_len: seq, tensor_parallel_size: tp } = resp.settings;
+  const { kv_dtypes: dtypes, tensor_parallel_size: tp, engine, batch_size: batch } = resp.settings;
   const traces = [];
+  const keys = [];
+  if (lineTraces.size > 500) lineTraces.clear();
   for (const row of resp.models) {
     const color = modelColor(order.indexOf(row.id) < 0 ? traces.length : order.indexOf(row.id));
     dtypes.forEach((d, i) => {
+      const key = [lineKey(row.id, d, engine, tp, batch), row.name, color, i].join("|");
+      keys.push(key);
+      if (lineTraces.has(key)) {
+        traces.push(lineTraces.get(key));
+        return;
+      }
       const line = row.lines[d];
       const perToken = `${fmtInt(row.token_bytes[d])} bytes/token`;
-      traces.push({
+      lineTraces.set(key, {
         type: "scatter",
         mode: "lines",
         name: plotText(row.name),
@@ -131,32 +158,44 @@ export function lineFigure(resp, labels, order, narrow) {
         }),
         hovertemplate: `<b>%{fullData.name}</b> · ${dtypeLabel(d)}<br>%{customdata[0]} tokens: %{customdata[1]}<br>${perToken}<br>%{customdata[2]}<extra></extra>`,
       });
+      traces.push(lineTraces.get(key));
     });
   }
-  const shapes = [{ type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.muted, width: 1, dash: "dot" } }];
-  const annotations = [{ xref: "x", yref: "paper", x: Math.log10(seq), y: 1, yanchor: "bottom", showarrow: false, text: `${fmtTokens(seq)}`, font: { size: 10, color: t.muted } }];
+  const shapes = [];
+  const annotations = [];
   if (resp.gpu) {
     const y = toGiB(resp.gpu.bytes);
     shapes.push({ type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: y, y1: y, line: { color: t.muted, width: 1.5, dash: "dash" } });
     annotations.push({ xref: "paper", yref: "y", x: 0, y: Math.log10(y), xanchor: "left", yanchor: "bottom", showarrow: false, text: gpuLabel(resp.gpu, tp), font: { size: 10, color: t.muted } });
   }
+  // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the GPU line, 5% padding.
+  const xs = traces.flatMap((tr) => [tr.x[0], tr.x[tr.x.length - 1]]);
+  const ys = traces.flatMap((tr) => tr.y.filter((v) => v > 0));
+  if (resp.gpu) ys.push(toGiB(resp.gpu.bytes));
+  const pad = (lo, hi) => [Math.log10(lo) - 0.05 * Math.log10(hi / lo || 10), Math.log10(hi) + 0.05 * Math.log10(hi / lo || 10)];
+  const xRange = xs.length ? pad(Math.min(...xs), Math.max(...xs)) : [3, 5];
+  const yRange = ys.length ? pad(Math.min(...ys), Math.max(...ys)) : [-2, 2];
   const layout = {
     ...baseLayout(t, narrow),
     height: narrow ? 340 : 420,
     showlegend: false,
     xaxis: axis(t, {
       type: "log",
+      range: xRange,
       title: { text: "Sequence length (tokens)", standoff: 6 },
       tickvals: TOKEN_TICKS,
       ticktext: TOKEN_TICKS.map(fmtTokens),
     }),
-    yaxis: axis(t, { type: "log", title: { text: "KV cache (GiB)" }, dtick: 1, exponentformat: "none", tickformat: "~g" }),
+    yaxis: axis(t, {
+      type: "log", range: yRange, title: { text: "KV cache (GiB)" }, dtick: 1, exponentformat: "none", tickformat: "~g",
+    }),
+    uirevision: JSON.stringify([resp.models.map((r) => r.id), dtypes, engine, tp, batch]),
     hovermode: "closest",
     margin: { l: 8, r: 16, t: 24, b: 8 },
     shapes,
     annotations,
   };
-  return { data: traces, layout };
+  return { data: traces, layout, key: JSON.stringify([keys, resp.gpu, tp, narrow, t]) };
 }
 
 /** The line chart's legend as HTML (names as text): one toggle button per model, hiding its lines. */
@@ -192,9 +231,13 @@ function setVisible(chart, id, show) {
   if (idx.length) globalThis.Plotly.restyle(chart, { visible: show ? true : "legendonly" }, idx);
 }
 
-/** Draw (first time) or update (Plotly.react: no full redraw) one chart. */
-export function draw(el, fig) {
-  return globalThis.Plotly.react(el, fig.data, fig.layout, CONFIG);
+/** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged. */
+const drawnKeys = new WeakMap();
+export async function draw(el, fig) {
+  if (fig.key && drawnKeys.get(el) === fig.key) return el;
+  await globalThis.Plotly.react(el, fig.data, fig.layout, CONFIG);
+  drawnKeys.set(el, fig.key);
+  return el;
 }
 
 export function plotlyLoaded() {

@@ -54,7 +54,8 @@ export class Controls {
     const groups = new Map();
     for (const g of catalog.gpus) {
       if (!groups.has(g.vendor)) groups.set(g.vendor, node("optgroup", { label: g.vendor }));
-      groups.get(g.vendor).append(node("option", { value: g.id }, `${g.name} — ${fmtGiB(g.bytes)}`));
+      const name = g.name.startsWith(`${g.vendor} `) ? g.name.slice(g.vendor.length + 1) : g.name;
+      groups.get(g.vendor).append(node("option", { value: g.id }, `${name} — ${fmtGiB(g.bytes)}`));
     }
     gpu.append(...groups.values());
     const range = $("ctx-range");

@@ -9,26 +9,31 @@ export function gibDecimals(n) {
   return k + 5;
 }
 
-/** "8.58 GiB" — same text as kvcalc.units.fmt_gib for the same integer. */
+const formats = new Map(); // Intl.NumberFormat per decimals: building one per call is slow
+function numberFormat(d) {
+  if (!formats.has(d)) formats.set(d, new Intl.NumberFormat("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }));
+  return formats.get(d);
+}
+
+/** "8.58 GiB" — same text as kvcalc.units.fmt_gib for the same integer (both round half up). */
 export function fmtGiB(n) {
   if (n === null || n === undefined) return "—";
-  const d = gibDecimals(n);
-  return `${(n / GIB).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })} GiB`;
+  return `${numberFormat(gibDecimals(n)).format(n / GIB)} GiB`;
 }
 
 /** Plain number of GiB for chart axes (not rounded). */
 export const toGiB = (n) => n / GIB;
 
 export function fmtInt(n) {
-  return n === null || n === undefined ? "—" : n.toLocaleString("en-US");
+  return n === null || n === undefined ? "—" : numberFormat(0).format(n);
 }
 
 /** 131072 → "128K", 1048576 → "1M", 5000 → "5,000" (units.fmt_tokens). */
 export function fmtTokens(n) {
   for (const [unit, size] of [["M", 2 ** 20], ["K", 2 ** 10]]) {
-    if (n >= size && n % size === 0) return `${(n / size).toLocaleString("en-US")}${unit}`;
+    if (n >= size && n % size === 0) return `${numberFormat(0).format(n / size)}${unit}`;
   }
-  return n.toLocaleString("en-US");
+  return numberFormat(0).format(n);
 }
 
 export const MIN_CONTEXT = 1;

@@ -169,6 +169,14 @@ def test_insights_are_computed_from_the_selection() -> None:
     assert "MLA" not in " ".join(i["text"] for i in alone["insights"])
 
 
+def test_lines_can_be_left_out() -> None:
+    full = compare([entry(MISTRAL)])
+    bare = compare([{"id": MISTRAL}], lines=False)
+    assert "lines" in full["models"][0] and "lines" not in bare["models"][0]
+    assert bare["insights"] == full["insights"]  # insights still see the lines
+    assert compare([{"id": MISTRAL}], lines="no")["error"].startswith("lines: expected true or false")
+
+
 def test_default_request_is_valid() -> None:
     out = compare([entry(LLAMA)])
     assert out["ok"] and out["settings"]["seq_len"] == 131072

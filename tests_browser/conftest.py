@@ -55,13 +55,20 @@ def base_url(site_server: str) -> str:
     return site_server + "/"
 
 
+def launch_options(base: dict | None = None) -> dict:
+    """Chromium launch options: Playwright's own browser when installed, else the system one with the
+    flags it needs (also used by bench/site_bench.py, so both launch the same way)."""
+    base = dict(base or {})
+    choice = devenv.ensure_browser()
+    if choice == devenv.PLAYWRIGHT:
+        return base
+    return {**base, "executable_path": choice, "args": list(devenv.CHROMIUM_ARGS)}
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     """Playwright's own Chromium when installed, else the system one with the flags it needs."""
-    choice = devenv.ensure_browser()
-    if choice == devenv.PLAYWRIGHT:
-        return browser_type_launch_args
-    return {**browser_type_launch_args, "executable_path": choice, "args": list(devenv.CHROMIUM_ARGS)}
+    return launch_options(browser_type_launch_args)
 
 
 @dataclass

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Benchmark the built site against a bare Plotly page, in real Chromium, in one run.
+
+    python3 bench/site_bench.py [--runs N] [--changes N] [--site DIR]
+
+Serves `_site/` and a bare reference page (Plotly + the same precomputed data and chart code, no
+Pyodide) from one local server, loads each N times cold (fresh browser context: empty HTTP and code
+caches) and N times warm (same context, reloaded), and prints: median time to first chart for both
+and their ratio, time to `ready`, control change → charts updated p50/p95, the longest main-thread
+task after first paint (PerformanceObserver "longtask"), and transferred bytes raw and gzip.
+Targets are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools import devenv  # noqa: E402
+
+BARE_DIR = "__bare__"
+# Installed before any page script: collects long tasks and paint timings.
+OBSERVE = """
+window.__longtasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longtasks.push([e.startTime, e.duration]);
+}).observe({ type: "longtask", buffered: true });
+"""
+BARE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>bare reference</title><link rel="stylesheet" href="style.css">
+<script src="plotly.min.js" defer></script><script type="module" src="bare.js"></script></head>
+<body><main id="app"><div id="bar-chart"></div><div id="line-chart"></div></main>
+{data_script}
+</body></html>
+"""
+BARE_JS = """import { barFigure, draw, lineFigure } from "./charts.js";
+const data = JSON.parse(document.getElementById("kvcalc-data").textContent);
+const labels = data.catalog.kind_labels;
+await draw(document.getElementById("bar-chart"), barFigure(data.initial, labels, false));
+performance.mark("kvcalc:first-chart");
+const line = lineFigure(data.initial, labels, data.defaults.models, false);
+await draw(document.getElementById("line-chart"), line);
+document.getElementById("app").dataset.rev = "1";
+"""
+# Control changes the benchmark cycles through: (selector, kind, value).
+CHANGES = [
+    ("#ctx-text", "input", "32k"),
+    ("#ctx-text", "input", "1M"),
+    ("#dt-fp8", "click", None),
+    ("#engine", "select", "vllm"),
+    ("#batch", "input", "8"),
+    ("#gpu", "select", "h200"),
+    ("#ctx-text", "input", "200000"),
+    ("#dt-fp8", "click", None),
+    ("#engine", "select", "ideal"),
+    ("#batch", "input", "1"),
+    ("#tp", "select", "8"),
+    ("#tp", "select", "1"),
+]
+CHANGE_JS = """async ([selector, kind, value]) => {
+  const app = document.getElementById("app");
+  const el = document.querySelector(selector);
+  const rev = app.dataset.rev;
+  const t0 = performance.now();
+  const done = new Promise((resolve) => {
+    const obs = new MutationObserver(() => {
+      if (app.dataset.rev !== rev && app.dataset.busy === "false") { obs.disconnect(); resolve(); }
+    });
+    obs.observe(app, { attributes: true });
+  });
+  if (kind === "click") el.click();
+  else {
+    el.value = value;
+    el.dispatchEvent(new Event(kind === "select" ? "change" : "input", { bubbles: true }));
+  }
+  await done;
+  return performance.now() - t0;
+}"""
+
+
+@dataclass
+class Load:
+    """What one page load measured (ms since navigation start; bytes)."""
+
+    first_chart: float
+    ready: float | None
+    fcp: float | None
+    longest_task: float
+    raw_bytes: int
+    gzip_bytes: int
+    urls: list[str] = field(default_factory=list)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def make_bare(site: Path, out: Path) -> None:
+    """The reference page: same Plotly, same data block, same chart code — no Pyodide."""
+    html = (site / "index.html").read_text(encoding="utf-8")
+    start = html.index('<script type="application/json" id="kvcalc-data">')
+    data_script = html[start : html.index("</script>", start) + len("</script>")]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("charts.js", "format.js", "style.css"):
+        shutil.copy2(site / name, out / name)
+    shutil.copy2(site / "vendor" / "plotly.min.js", out / "plotly.min.js")
+    (out / "bare.js").write_text(BARE_JS, encoding="utf-8")
+    (out / "index.html").write_text(BARE_HTML.format(data_script=data_script), encoding="utf-8")
+
+
+def gzip_size(path: Path, cache: dict[Path, int]) -> int:
+    if path not in cache:
+        cache[path] = len(gzip.compress(path.read_bytes(), compresslevel=6))
+    return cache[path]
+
+
+def load(page: Any, url: str, root: Path, wait_ready: bool, gz: dict[Path, int]) -> Load:
+    """Navigate, wait for the first chart (and `ready`), and collect timings and transfer sizes."""
+    urls: list[str] = []
+
+    def finished(request: Any) -> None:
+        urls.append(request.url)
+
+    page.on("requestfinished", finished)
+    page.goto(url)
+    page.wait_for_function("() => performance.getEntriesByName('kvcalc:first-chart').length", timeout=60_000)
+    ready = None
+    if wait_ready:
+        page.wait_for_function(
+            "() => ['ready', 'error'].includes(document.getElementById('app').dataset.state)", timeout=60_000
+        )
+        page.wait_for_function("() => document.getElementById('app').dataset.busy !== 'true'", timeout=60_000)
+        marks = page.evaluate("() => performance.getEntriesByName('kvcalc:ready').map(e => e.startTime)")
+        ready = marks[0] if marks else None
+    page.wait_for_timeout(300)  # let trailing tasks land in the long-task log
+    first = page.evaluate("() => performance.getEntriesByName('kvcalc:first-chart')[0].startTime")
+    fcp = page.evaluate("() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null")
+    tasks = page.evaluate("() => window.__longtasks")
+    after = [d for s, d in tasks if fcp is None or s >= fcp]
+    raw = gzipped = 0
+    for u in dict.fromkeys(urls):
+        if not u.startswith(url):
+            continue
+        path = root / (u[len(url) :].split("?")[0].split("#")[0] or "index.html")
+        if path.is_file():
+            raw += path.stat().st_size
+            gzipped += gzip_size(path, gz)
+    page.remove_listener("requestfinished", finished)
+    return Load(first, ready, fcp, max(after, default=0.0), raw, gzipped, urls)
+
+
+def control_changes(page: Any, n: int) -> tuple[list[float], float]:
+    """Time n control changes to charts-updated; return the times and the longest task meanwhile."""
+    page.evaluate("() => { window.__longtasks = []; }")
+    times = []
+    for i in range(n):
+        times.append(page.evaluate(CHANGE_JS, list(CHANGES[i % len(CHANGES)])))
+    page.wait_for_timeout(200)
+    tasks = page.evaluate("() => window.__longtasks")
+    return times, max((d for _, d in tasks), default=0.0)
+
+
+def run(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    import build
+    from tests_browser.conftest import launch_options
+
+    site = Path(args.site).resolve() if args.site else build.build_site(build.DEFAULT_OUT)
+    with tempfile.TemporaryDirectory() as tmp:
+        serve_root = Path(tmp)
+        (serve_root / "site").symlink_to(site, target_is_directory=True)
+        make_bare(site, serve_root / BARE_DIR)
+        server = build.make_server(serve_root, port=0, quiet=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        origin = f"http://127.0.0.1:{server.server_address[1]}"
+        targets = {
+            "site": (f"{origin}/site/", serve_root / "site"),
+            "bare": (f"{origin}/{BARE_DIR}/", serve_root / BARE_DIR),
+        }
+        results: dict[str, dict[str, list[Load]]] = {k: {"cold": [], "warm": []} for k in targets}
+        changes: list[float] = []
+        change_tasks: list[float] = []
+        gz: dict[Path, int] = {}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(**launch_options())
+            for name, (url, root) in targets.items():
+                is_site = name == "site"
+                for _ in range(args.runs):  # cold: a fresh context has empty HTTP and code caches
+                    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+                    ctx.add_init_script(OBSERVE)
+                    page = ctx.new_page()
+                    results[name]["cold"].append(load(page, url, root, is_site, gz))
+                    ctx.close()
+                ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+                ctx.add_init_script(OBSERVE)
+                page = ctx.new_page()
+                load(page, url, root, is_site, gz)  # prime the caches
+                for _ in range(args.runs):
+                    page2 = ctx.new_page()
+                    results[name]["warm"].append(load(page2, url, root, is_site, gz))
+                    if is_site and args.changes:
+                        times, longest = control_changes(page2, args.changes)
+                        changes += times
+                        change_tasks.append(longest)
+                    page2.close()
+                ctx.close()
+            browser.close()
+        server.shutdown()
+    report(results, changes, change_tasks, args)
+
+
+def fmt_ms(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{v:,.0f} ms"
+
+
+def report(
+    results: dict[str, dict[str, list[Load]]], changes: list[float], change_tasks: list[float], args: Any
+) -> None:
+    def med(name: str, mode: str, attr: str) -> float:
+        vals = [getattr(x, attr) for x in results[name][mode] if getattr(x, attr) is not None]
+        return median(vals)
+
+    print(
+        f"kvcalc site benchmark: {args.runs} cold + {args.runs} warm loads each, "
+        f"{len(changes)} control changes"
+    )
+    print(f"browser: {devenv.ensure_browser()}")
+    print()
+    print(f"{'':28}{'cold':>12}{'warm':>12}")
+    for label, name, attr in (
+        ("bare page: first chart", "bare", "first_chart"),
+        ("site: first chart", "site", "first_chart"),
+        ("site: ready (Pyodide)", "site", "ready"),
+    ):
+        print(f"{label:28}{fmt_ms(med(name, 'cold', attr)):>12}{fmt_ms(med(name, 'warm', attr)):>12}")
+    ratio = {m: med("site", m, "first_chart") / med("bare", m, "first_chart") for m in ("cold", "warm")}
+    print(f"{'first chart, site / bare':28}{ratio['cold']:>11.2f}×{ratio['warm']:>11.2f}×")
+    lt_site = max((x.longest_task for m in ("cold", "warm") for x in results["site"][m]), default=0.0)
+    lt_warm = max((x.longest_task for x in results["site"]["warm"]), default=0.0)
+    lt_bare = max((x.longest_task for m in ("cold", "warm") for x in results["bare"][m]), default=0.0)
+    p50, p95 = percentile(changes, 0.5), percentile(changes, 0.95)
+    print()
+    print(
+        f"control change → charts updated: p50 {fmt_ms(p50)}, p95 {fmt_ms(p95)}, "
+        f"max {fmt_ms(max(changes, default=None))}"
+    )
+    print(
+        f"longest main-thread task after first paint: site {fmt_ms(lt_site)} (warm loads {fmt_ms(lt_warm)}), "
+        f"during control changes {fmt_ms(max(change_tasks, default=0.0))}, bare page {fmt_ms(lt_bare)}"
+    )
+    for name in ("site", "bare"):
+        cold = results[name]["cold"][0]
+        print(
+            f"transferred ({name}, cold load{' to ready' if name == 'site' else ''}): "
+            f"{cold.raw_bytes / 1e6:.2f} MB raw, {cold.gzip_bytes / 1e6:.2f} MB gzip "
+            f"({len(set(cold.urls))} requests)"
+        )
+    site_cold = results["site"]["cold"][0]
+    print()
+    print("targets (reported, not asserted):")
+    checks = [
+        ("first chart ≤ 1.25× bare page (warm)", ratio["warm"] <= 1.25, f"{ratio['warm']:.2f}×"),
+        ("first chart ≤ 1.25× bare page (cold)", ratio["cold"] <= 1.25, f"{ratio['cold']:.2f}×"),
+        ("ready ≤ 2.5 s warm", med("site", "warm", "ready") <= 2500, fmt_ms(med("site", "warm", "ready"))),
+        ("control change p95 ≤ 50 ms", p95 <= 50, fmt_ms(p95)),
+        ("no main-thread task > 50 ms after first paint", lt_site <= 50, fmt_ms(lt_site)),
+        ("gzip payload ≤ 8 MB", site_cold.gzip_bytes <= 8e6, f"{site_cold.gzip_bytes / 1e6:.2f} MB"),
+    ]
+    for label, ok, value in checks:
+        print(f"  [{'ok' if ok else 'MISS'}] {label}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="loads per page and cache state (default 5)")
+    parser.add_argument("--changes", type=int, default=12, help="control changes timed per warm load")
+    parser.add_argument("--site", help="a built site directory (default: build _site/ first)")
+    args = parser.parse_args(argv)
+    devenv.bootstrap(__file__)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
