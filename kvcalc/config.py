@@ -11,8 +11,10 @@ from kvcalc.fields import LIMITS, Fields, check_int
 from kvcalc.layers import (
     MLA,
     ChunkedAttention,
+    CrossAttention,
     FullAttention,
     GatedDeltaNet,
+    KimiDeltaAttention,
     LayerSpec,
     LinearAttention,
     Mamba1,
@@ -26,14 +28,16 @@ from kvcalc.layers import (
 
 TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
-HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads", "attention_heads")
 KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
-HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "embed_dim")
+#: Encoder-decoder decoders (BART family, ProphetNet, T5, Whisper).
+DECODER_LAYER_KEYS = ("decoder_layers", "num_decoder_layers")
+DECODER_HEAD_KEYS = ("decoder_attention_heads", "num_decoder_attention_heads", "num_heads")
 
 #: head_dim used when config.json omits it, per transformers config class default (None → hidden//heads).
 CLASS_HEAD_DIM = {
     "qwen3": 128,
-    "qwen3_moe": 128,
     "gemma2": 256,
     "gemma3": 256,
     "gemma3_text": 256,
@@ -59,6 +63,34 @@ DSA_TYPES = {"deepseek_v32", "glm_moe_dsa"}
 VLLM_FP32_SSM_TYPES = {"nemotron_h"}
 
 ATTENTION_KINDS = {"full_attention", "sliding_attention", "chunked_attention"}
+
+ENCODER_DECODER_TYPES = {
+    "bart", "mbart", "marian", "pegasus", "plbart", "mvp", "blenderbot", "blenderbot-small",
+    "bigbird_pegasus", "prophetnet", "whisper",
+}  # fmt: skip
+
+#: Architectures measured in transformers whose caches kvcalc cannot size yet: refuse, never guess.
+UNSUPPORTED = {
+    "dots3_note": "per-layer MLA/indexer geometry",
+    "dots3_note_text": "per-layer MLA/indexer geometry",
+    "hy_v4": "shared indexer caches",
+    "mistral_large4": "per-layer indexer geometry",
+    "cpmant": "prompt tokens are prepended to the cache",
+    "bailing_hybrid": "its linear-attention state layout is not modelled",
+    "deepseek_v4": "compressed sparse attention caches",
+    "zaya": "hybrid layers",
+    "inkling_text": "hybrid sliding layers",
+    "inkling2_text": "hybrid sliding layers",
+    "lfm3": "its state layers are not modelled",
+    "olmo_hybrid": "its state layers are not modelled",
+    "qwen4_exp_text": "its state layers are not modelled",
+    "zamba": "shared hybrid blocks",
+    "zamba2": "shared hybrid blocks",
+    "recurrent_gemma": "its recurrent state is not returned as a cache",
+    "rwkv": "its recurrent state is not modelled",
+    "xlstm": "its matrix memory is not modelled",
+    "florence2": "the vision encoder's tokens join the decoder's cross-attention",
+}
 
 
 @dataclass(frozen=True)
@@ -87,8 +119,16 @@ class _Arch:
         self.f = Fields(cfg, prefix)
         self.cfg = cfg
         self.model_type = model_type
-        self.n_layers = self.f.int(*LAYER_KEYS, limit="layers")
         self.notes: list[str] = []
+        block_types = self.f.list("layers_block_type")
+        if model_type in ENCODER_DECODER_TYPES:
+            self.n_layers = self.f.int(*DECODER_LAYER_KEYS, limit="layers")
+        elif model_type == "kosmos_2_5_text_model":
+            self.n_layers = self.f.int("layers", limit="layers")
+        elif self.f.has(*LAYER_KEYS) or not (block_types or self.f.has("hybrid_override_pattern")):
+            self.n_layers = self.f.int(*LAYER_KEYS, limit="layers")
+        else:
+            self.n_layers = len(block_types or self.f.str("hybrid_override_pattern"))
 
     # -- attention geometry -------------------------------------------------------------------
     def heads(self) -> int:
@@ -233,21 +273,26 @@ def _mamba1(a: _Arch) -> list[LayerSpec]:
     return [spec] * a.n_layers
 
 
+def _fp32_ssm(a: _Arch) -> bool:
+    """Whether the checkpoint asks for fp32 recurrent state (vLLM honours it)."""
+    keys = ("mamba_ssm_dtype", "mamba_ssm_cache_dtype")
+    return any(str(a.cfg.get(k, "")).lower() in ("float32", "fp32") for k in keys)
+
+
 def _mamba2_spec(a: _Arch, prefix: str = "") -> Mamba2:
     """A Mamba-2 mixer from ``mamba_*`` (or plain) keys."""
     f = a.f
     p = prefix
-    n_heads = f.int(f"{p}num_heads", f"{p}n_heads", "mamba_num_heads", "mamba_n_heads")
-    head_dim = f.int(f"{p}head_dim", "mamba_head_dim", "mamba_d_head")
+    n_heads = f.int("mamba_num_heads", "mamba_n_heads", f"{p}num_heads", f"{p}n_heads")
+    head_dim = f.int("mamba_head_dim", "mamba_d_head", f"{p}head_dim")
     return Mamba2(
         n_heads=n_heads,
         head_dim=head_dim,
-        n_groups=f.int(f"{p}n_groups", "mamba_n_groups", "n_groups", default=1),
-        d_state=f.int(f"{p}d_state", "ssm_state_size", "mamba_d_state", "state_size"),
-        d_conv=f.int(f"{p}d_conv", "conv_kernel", "mamba_d_conv", default=4),
+        n_groups=f.int("mamba_n_groups", f"{p}n_groups", default=1),
+        d_state=f.int("mamba_d_state", "ssm_state_size", f"{p}d_state", "state_size"),
+        d_conv=f.int("mamba_d_conv", "conv_kernel", f"{p}d_conv", default=4),
         d_inner=f.int("mamba_d_ssm", default=n_heads * head_dim),
-        vllm_ssm_fp32=a.model_type in VLLM_FP32_SSM_TYPES
-        or str(a.cfg.get("mamba_ssm_dtype", "")).lower() in ("float32", "fp32"),
+        vllm_ssm_fp32=a.model_type in VLLM_FP32_SSM_TYPES or _fp32_ssm(a),
     )
 
 
@@ -256,25 +301,24 @@ def _mamba2(a: _Arch) -> list[LayerSpec]:
 
 
 def _nemotron_h(a: _Arch) -> list[LayerSpec]:
+    """Nemotron-H: ``layers_block_type`` names, or the checkpoint's ``hybrid_override_pattern`` codes."""
+    mamba = _mamba2_spec(a)
+    attn_hd = a.f.int("attention_head_dim", "head_dim", default=a.hidden() // a.heads())
+    attn = FullAttention(a.kv_heads(), attn_hd)
+    by_name = {"mamba": mamba, "linear_attention": mamba, "attention": attn, "full_attention": attn}
+    names = a.f.list("layers_block_type")
+    if names is not None:
+        return _by_kind(a, list(names), by_name)
     pattern = a.f.str("hybrid_override_pattern")
     if len(pattern) < a.n_layers:
         raise KVCalcError(
             f"{a.f.where}hybrid_override_pattern: has {len(pattern)} characters for {a.n_layers} layers"
         )
-    mamba = _mamba2_spec(a)
-    attn_hd = a.f.int("attention_head_dim", "head_dim", default=a.hidden() // a.heads())
-    attn = FullAttention(a.kv_heads(), attn_hd)
-    out: list[LayerSpec] = []
+    codes = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
     for i, ch in enumerate(pattern[: a.n_layers]):
-        if ch == "M":
-            out.append(mamba)
-        elif ch == "*":
-            out.append(attn)
-        elif ch in "-E":
-            out.append(NoCache())
-        else:
+        if ch not in codes:
             raise KVCalcError(f"{a.f.where}hybrid_override_pattern[{i}]: unknown layer code {ch!r}")
-    return out
+    return _by_kind(a, [codes[ch] for ch in pattern[: a.n_layers]], by_name)
 
 
 def _gdn_spec(a: _Arch) -> GatedDeltaNet:
@@ -285,7 +329,7 @@ def _gdn_spec(a: _Arch) -> GatedDeltaNet:
         num_v_heads=f.int("linear_num_value_heads"),
         v_head_dim=f.int("linear_value_head_dim"),
         conv_kernel=f.int("linear_conv_kernel_dim", default=4),
-        vllm_ssm_fp32=str(a.cfg.get("mamba_ssm_dtype", "")).lower() in ("float32", "fp32"),
+        vllm_ssm_fp32=_fp32_ssm(a),
     )
 
 
@@ -376,12 +420,65 @@ def _shared_kv(a: _Arch, layers: list[LayerSpec]) -> list[LayerSpec]:
 
 
 def _gemma(a: _Arch) -> list[LayerSpec]:
+    """Gemma 3n / 4: KV sharing; Gemma 4's full ("global") layers use their own head_dim (default 512)."""
     layers = _plain(a)
-    if a.f.has("global_head_dim") or a.f.has("num_global_key_value_heads"):
-        kv = a.f.int("num_global_key_value_heads", default=a.kv_heads(), limit="heads")
-        hd = a.f.int("global_head_dim", default=a.head_dim())
+    if a.model_type.startswith("gemma4"):
+        kv = a.kv_heads()
+        if a.f.bool("attention_k_eq_v"):
+            kv = a.f.int("num_global_key_value_heads", default=kv, limit="heads")
+        hd = a.f.int("global_head_dim", default=512)
         layers = [FullAttention(kv, hd) if isinstance(x, FullAttention) else x for x in layers]
     return _shared_kv(a, layers)
+
+
+def _encoder_decoder(a: _Arch) -> list[LayerSpec]:
+    """Decoder of an encoder-decoder model: self-attention plus cross-attention over the encoder output.
+
+    The encoder length is the input length (``seq_len``) unless fixed by the config (Whisper).
+    """
+    f = a.f
+    heads = f.int(*DECODER_HEAD_KEYS, limit="heads")
+    hidden = a.hidden()
+    head_dim = f.int("d_kv", default=0) or hidden // heads
+    enc = f.int("max_source_positions", default=0) if a.model_type == "whisper" else 0
+    spec = Parallel(parts=(FullAttention(heads, head_dim), CrossAttention(heads, head_dim, encoder_len=enc)))
+    a.notes.append("encoder-decoder: cross-attention cached over the encoder input length")
+    return [spec] * a.n_layers
+
+
+def _mimo_v2(a: _Arch) -> list[LayerSpec]:
+    """MiMo-V2-Flash: V head_dim differs from K; sliding layers carry twice the KV heads."""
+    n = a.n_layers
+    types = a.f.list("layer_types") or [
+        "full_attention" if i == 0 or not (i + 1) % 6 else "sliding_attention" for i in range(n)
+    ]
+    kv, hd = a.kv_heads(), a.head_dim()
+    vd = a.f.int("v_head_dim", default=hd)
+    window = (
+        a.f.int("sliding_window_size", default=0, limit="tokens") + 1 if a.f.has("sliding_window_size") else 0
+    )
+    full = FullAttention(kv, hd, v_head_dim=vd)
+    swa = SlidingWindow(2 * kv, hd, v_head_dim=vd, window=window or a.window())
+    return _by_kind(a, list(types), {"full_attention": full, "sliding_attention": swa})
+
+
+def _mllama(a: _Arch) -> list[LayerSpec]:
+    """Llama 3.2 Vision text model: cross-attention layers hold image K/V only when images are given."""
+    idx = set(_int_list(a.f, "cross_attention_layers", a.f.list("cross_attention_layers") or [], 0))
+    attn = a.attention("full_attention")
+    a.notes.append("image cross-attention layers counted as 0 bytes (text-only prompt)")
+    return [NoCache() if i in idx else attn for i in range(a.n_layers)]
+
+
+def _kda_hybrid(a: _Arch) -> list[LayerSpec]:
+    """Kimi-Linear: Kimi Delta Attention layers plus MLA full-attention layers."""
+    kda = KimiDeltaAttention(
+        n_heads=a.f.int("linear_num_heads", default=a.heads(), limit="heads"),
+        head_dim=a.f.int("linear_head_dim", default=a.head_dim()),
+        conv_kernel=a.f.int("linear_conv_kernel_dim", "short_conv_kernel_size", default=4),
+    )
+    types = a.f.list("layer_types") or []
+    return _by_kind(a, list(types), {"linear_attention": kda, "full_attention": a.mla()})
 
 
 BUILDERS: dict[str, Builder] = {
@@ -406,40 +503,85 @@ BUILDERS: dict[str, Builder] = {
     "gemma3n_text": _gemma,
     "gemma4": _gemma,
     "gemma4_text": _gemma,
+    "gemma4_unified": _gemma,
+    "gemma4_unified_text": _gemma,
+    "mllama": _mllama,
+    "mimo_v2_flash": _mimo_v2,
+    "mllama_text_model": _mllama,
+    "kimi_linear": _kda_hybrid,
+    **{t: _encoder_decoder for t in ENCODER_DECODER_TYPES},
 }
 
-#: Plain-attention architectures whose caches were checked against transformers.
+#: Architectures (outside BUILDERS) whose transformers caches kvcalc matched exactly, measured from
+#: their config-class defaults (tests/test_architecture_coverage.py re-checks this every run).
 VERIFIED_PLAIN = {
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "minimax_m2", "gpt_oss",
-    "gemma", "gemma2", "gemma3", "gemma3_text", "cohere", "cohere2", "olmo", "olmo2", "olmo3", "phi3",
-    "phi", "starcoder2", "gpt_neox", "gptj", "gpt2", "llama4", "llama4_text", "glm", "glm4", "glm4_moe",
-    "smollm3", "exaone4", "granite", "granitemoe", "stablelm", "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense",
-    "seed_oss", "apertus", "arcee", "ministral", "dots1", "gpt_bigcode", "falcon",
+    "afmoe", "apertus", "arcee", "aria_text", "axk1", "axk2", "beam", "biogpt", "bitnet", "bloom",
+    "codegen", "cohere", "cohere2", "cohere2_moe", "cosmos3_edge_text", "ctrl", "cwm", "diffllama", "doge",
+    "ernie4_5", "ernie4_5_moe", "ernie4_5_vl_moe_text", "exaone4", "exaone_moe", "falcon", "flex_olmo",
+    "flint", "gemma", "gemma2", "gemma3_text", "git", "glm", "glm4", "glm4_moe", "glm4_moe_lite",
+    "glm_ocr_text", "gpt2", "gpt_bigcode", "gpt_neo", "gpt_neox", "gpt_neox_japanese", "gpt_oss", "gptj",
+    "granite", "granite_docling_text", "granite_swa", "granitemoe", "granitemoe_swa", "granitemoeshared",
+    "helium", "hrm_text", "hy_v3", "hyperclovax", "internlm3", "iquestcoder", "jais2", "kolibri1",
+    "kosmos_2_5_text_model", "laguna", "llama", "llama4_text", "mellum", "minicpm3", "minimax_m2",
+    "minimax_m3_vl_text", "ministral3", "mistral", "mistral4", "mixtral", "modernbert-decoder",
+    "molmo2_text", "mpt", "muse_glimmer_text", "muse_spark_text", "nanochat", "olmo", "olmo2", "olmo3",
+    "olmoe", "opt", "paddleocr_vl_text", "persimmon", "phi", "phi3", "phi4_multimodal", "phimoe", "qwen2",
+    "qwen2_5_omni_text", "qwen2_5_vl_text", "qwen2_moe", "qwen2_vl_text", "qwen3", "qwen3_moe",
+    "qwen3_vl_moe_text", "qwen3_vl_text", "seed_oss", "smollm3", "solar_open", "stablelm", "starcoder2",
+    "vaultgemma", "xglm", "youtu",
 }  # fmt: skip
 
 #: Keys that betray a cache kind kvcalc cannot size for an unknown architecture.
 _STATE_KEYS = ("ssm_state_size", "state_size", "mamba_d_state", "linear_num_key_heads", "conv_L_cache")
 
 
+def _refuse_early(text: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str, model_type: str) -> None:
+    """Architectures kvcalc knows it cannot size: a clear error instead of a guess."""
+    if model_type in UNSUPPORTED or cfg.get("model_type") in UNSUPPORTED:
+        which = model_type if model_type in UNSUPPORTED else cfg["model_type"]
+        raise KVCalcError(f"{prefix}model_type: {which!r} is not supported yet ({UNSUPPORTED[which]})")
+    if text.get("per_layer_config") and not model_type.startswith("gemma4"):
+        raise KVCalcError(
+            f"{prefix}per_layer_config: per-layer overrides of {model_type!r} are not supported yet"
+        )
+    fields = Fields(text)
+    if model_type not in BUILDERS and not fields.has(*LAYER_KEYS) and fields.has(*DECODER_LAYER_KEYS):
+        raise KVCalcError(f"{prefix}model_type: encoder-decoder {model_type!r} is not supported yet")
+    if (
+        model_type not in BUILDERS
+        and model_type not in VERIFIED_PLAIN
+        and any(k in text for k in _STATE_KEYS)
+    ):
+        raise KVCalcError(
+            f"{prefix}model_type: {model_type or '(missing)'!r} has recurrent-state fields kvcalc "
+            "does not know how to size; it is not supported yet"
+        )
+
+
 def parse_layers(cfg: Mapping[str, Any]) -> Parsed:
     """Per-layer cache specs for a (text) config dict."""
     text, prefix = text_config(cfg)
+    for where, holder in ((prefix, text), ("", cfg)):
+        value = holder.get("model_type")
+        if value is not None and not isinstance(value, str):
+            raise KVCalcError(f"{where}model_type: expected a string, got {value!r}")
     model_type = text.get("model_type") or cfg.get("model_type") or ""
-    if not isinstance(model_type, str):
-        raise KVCalcError(f"{prefix}model_type: expected a string, got {model_type!r}")
-    arch = _Arch(text, prefix, model_type)
-    builder = BUILDERS.get(model_type)
-    notes: list[str] = []
-    if builder is None and model_type not in VERIFIED_PLAIN:
-        if any(k in text for k in _STATE_KEYS):
-            raise KVCalcError(
-                f"{prefix}model_type: {model_type or '(missing)'!r} has recurrent-state fields kvcalc "
-                "does not know how to size; it is not supported yet"
-            )
-        if Fields(text).has("kv_lora_rank"):
-            builder = _mla
+    _refuse_early(text, cfg, prefix, model_type)
     verified = model_type in BUILDERS or model_type in VERIFIED_PLAIN
-    if not verified:
-        notes.append(f"model_type {model_type or '(missing)'!r} is not verified: computed as plain attention")
-    layers = (builder or _plain)(arch)
+    builder = BUILDERS.get(model_type)
+    if builder is None and Fields(text).has("kv_lora_rank"):
+        builder = _mla
+    try:
+        arch = _Arch(text, prefix, model_type)
+        layers = (builder or _plain)(arch)
+    except KVCalcError as exc:
+        if verified:
+            raise
+        shown = model_type or "(missing)"
+        raise KVCalcError(f"{exc} (model_type {shown!r} is not a known architecture)") from None
+    notes = (
+        []
+        if verified
+        else [f"model_type {model_type or '(missing)'!r} is not verified: computed as plain attention"]
+    )
     return Parsed(tuple(layers), model_type, verified, tuple(notes + arch.notes))

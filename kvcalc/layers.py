@@ -158,19 +158,28 @@ class ChunkedAttention(_Attention):
 
 @dataclass(frozen=True)
 class CrossAttention(_Attention):
-    """Decoder cross-attention over ``encoder_len`` encoder positions: constant in L."""
+    """Decoder cross-attention over ``encoder_len`` encoder positions (0: as many as the input tokens).
+
+    Fixed-length encoders (Whisper: 1500 frames) make it constant in L.
+    """
 
     kind: ClassVar[str] = "cross"
-    encoder_len: int = 1
+    encoder_len: int = 0
+
+    def _enc(self, tokens: int) -> int:
+        return (self.encoder_len or tokens) if tokens else 0
 
     def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * self.encoder_len * self.token_bytes(p, tp) if tokens else 0
+        return batch * self._enc(tokens) * self.token_bytes(p, tp)
 
     def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * self.encoder_len * self._hf_token_bytes(p) if tokens else 0
+        return batch * self._enc(tokens) * self._hf_token_bytes(p)
+
+    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
+        return 0 if self.encoder_len else self.token_bytes(p, tp)
 
     def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
-        return cdiv(self.encoder_len, block)
+        return cdiv(self._enc(tokens), block)
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,22 @@ class GatedDeltaNet(_State):
         channels = (2 * self.num_k_heads * self.k_head_dim + self.num_v_heads * self.v_head_dim) // tp
         conv = channels * p.state.row_bytes(self.conv_kernel - conv_keep)
         ssm = _per_rank(self.num_v_heads, tp) * self.k_head_dim * p.ssm.row_bytes(self.v_head_dim)
+        return batch * (conv + ssm)
+
+
+@dataclass(frozen=True)
+class KimiDeltaAttention(_State):
+    """Kimi Delta Attention (Kimi-Linear, Bailing hybrid): q, k, v short convs + a heads·d·d state (fp32)."""
+
+    kind: ClassVar[str] = "kda"
+    n_heads: int = 1
+    head_dim: int = 1
+    conv_kernel: int = 4
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        channels = 3 * self.n_heads * self.head_dim // tp
+        conv = channels * p.state.row_bytes(self.conv_kernel - conv_keep)
+        ssm = _per_rank(self.n_heads, tp) * self.head_dim * p.ssm.row_bytes(self.head_dim)
         return batch * (conv + ssm)
 
 
