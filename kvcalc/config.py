@@ -73,19 +73,13 @@ ENCODER_DECODER_TYPES = {
 UNSUPPORTED = {
     "dots3_note": "per-layer MLA/indexer geometry",
     "dots3_note_text": "per-layer MLA/indexer geometry",
-    "hy_v4": "shared indexer caches",
-    "mistral_large4": "per-layer indexer geometry",
     "cpmant": "prompt tokens are prepended to the cache",
-    "bailing_hybrid": "its linear-attention state layout is not modelled",
     "deepseek_v4": "compressed sparse attention caches",
     "zaya": "hybrid layers",
     "inkling_text": "hybrid sliding layers",
     "inkling2_text": "hybrid sliding layers",
-    "lfm3": "its state layers are not modelled",
-    "olmo_hybrid": "its state layers are not modelled",
     "qwen4_exp_text": "its state layers are not modelled",
     "zamba": "shared hybrid blocks",
-    "zamba2": "shared hybrid blocks",
     "recurrent_gemma": "its recurrent state is not returned as a cache",
     "rwkv": "its recurrent state is not modelled",
     "xlstm": "its matrix memory is not modelled",
@@ -283,12 +277,12 @@ def _mamba2_spec(a: _Arch, prefix: str = "") -> Mamba2:
     """A Mamba-2 mixer from ``mamba_*`` (or plain) keys."""
     f = a.f
     p = prefix
-    n_heads = f.int("mamba_num_heads", "mamba_n_heads", f"{p}num_heads", f"{p}n_heads")
-    head_dim = f.int("mamba_head_dim", "mamba_d_head", f"{p}head_dim")
+    n_heads = f.int("mamba_num_heads", "mamba_n_heads", "n_mamba_heads", f"{p}num_heads", f"{p}n_heads")
+    head_dim = f.int("mamba_head_dim", "mamba_d_head", "mamba_headdim", f"{p}head_dim")
     return Mamba2(
         n_heads=n_heads,
         head_dim=head_dim,
-        n_groups=f.int("mamba_n_groups", f"{p}n_groups", default=1),
+        n_groups=f.int("mamba_n_groups", "mamba_ngroups", f"{p}n_groups", default=1),
         d_state=f.int("mamba_d_state", "ssm_state_size", f"{p}d_state", "state_size"),
         d_conv=f.int("mamba_d_conv", "conv_kernel", f"{p}d_conv", default=4),
         d_inner=f.int("mamba_d_ssm", default=n_heads * head_dim),
@@ -375,7 +369,13 @@ def _minimax(a: _Arch) -> list[LayerSpec]:
 
 
 def _lfm2(a: _Arch) -> list[LayerSpec]:
+    """LFM2/LFM3: gated short-conv layers plus attention layers (LFM3 adds sliding ones)."""
     types = a.f.list("layer_types")
+    if types is None and a.model_type == "lfm3":
+        types = [
+            "full_attention" if i % 4 == 2 else "sliding_attention" if i % 4 == 0 and i > 0 else "conv"
+            for i in range(a.n_layers)
+        ]
     if types is None:
         idxs = a.f.list("full_attn_idxs")
         full = set(range(a.n_layers)) if idxs is None else set(_int_list(a.f, "full_attn_idxs", idxs, 0))
@@ -446,6 +446,33 @@ def _encoder_decoder(a: _Arch) -> list[LayerSpec]:
     return [spec] * a.n_layers
 
 
+def _indexed_mla(a: _Arch) -> list[LayerSpec]:
+    """MLA with a DSA indexer per layer: ``indexer_types`` "shared" layers keep no indexer keys and
+    ``no_rope_layers`` 0 (NoPE) layers keep no rope part of the latent."""
+    n = a.n_layers
+    types = a.f.list("layer_types") or ["indexed_attention"] * n
+    shared = a.f.list("indexer_types") or ["full"] * n
+    rope_flags = _int_list(a.f, "no_rope_layers", a.f.list("no_rope_layers") or [1] * n, n)
+    if len(shared) < n:
+        raise KVCalcError(f"{a.f.where}indexer_types: has {len(shared)} entries for {n} layers")
+    base = a.mla()
+    index = a.f.int("index_head_dim", default=128)
+    out: list[LayerSpec] = []
+    for i, kind in enumerate(types[:n]):
+        if kind not in ("indexed_attention", "full_attention"):
+            raise KVCalcError(
+                f"{a.f.where}layer_types[{i}]: layer type {kind!r} is not supported for {a.model_type!r}"
+            )
+        out.append(
+            MLA(
+                kv_lora_rank=base.kv_lora_rank,
+                qk_rope_head_dim=base.qk_rope_head_dim if rope_flags[i] else 0,
+                index_head_dim=index if kind == "indexed_attention" and shared[i] != "shared" else 0,
+            )
+        )
+    return out
+
+
 def _mimo_v2(a: _Arch) -> list[LayerSpec]:
     """MiMo-V2-Flash: V head_dim differs from K; sliding layers carry twice the KV heads."""
     n = a.n_layers
@@ -460,6 +487,18 @@ def _mimo_v2(a: _Arch) -> list[LayerSpec]:
     full = FullAttention(kv, hd, v_head_dim=vd)
     swa = SlidingWindow(2 * kv, hd, v_head_dim=vd, window=window or a.window())
     return _by_kind(a, list(types), {"full_attention": full, "sliding_attention": swa})
+
+
+def _zamba2(a: _Arch) -> list[LayerSpec]:
+    """Zamba2: Mamba-2 layers; "hybrid" layers add the shared attention block's K/V.
+
+    The shared block sees concat(hidden, embeddings), so its head_dim is 2·hidden/heads.
+    """
+    mamba = _mamba2_spec(a)
+    hd = a.f.int("attention_head_dim", default=2 * a.hidden() // a.heads())
+    hybrid = Parallel(parts=(mamba, FullAttention(a.kv_heads(), hd)))
+    names = a.f.list("layers_block_type") or []
+    return _by_kind(a, list(names), {"mamba": mamba, "linear_attention": mamba, "hybrid": hybrid})
 
 
 def _mllama(a: _Arch) -> list[LayerSpec]:
@@ -492,9 +531,11 @@ BUILDERS: dict[str, Builder] = {
     "qwen3_5_text": _qwen3_next,
     "qwen3_5_moe": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
+    "olmo_hybrid": _qwen3_next,
     "minimax": _minimax,
     "lfm2": _lfm2,
     "lfm2_moe": _lfm2,
+    "lfm3": _lfm2,
     "jamba": _jamba,
     "bamba": _hybrid_mamba2,
     "granitemoehybrid": _hybrid_mamba2,
@@ -507,8 +548,13 @@ BUILDERS: dict[str, Builder] = {
     "gemma4_unified_text": _gemma,
     "mllama": _mllama,
     "mimo_v2_flash": _mimo_v2,
+    "hy_v4": _indexed_mla,
+    "mistral_large4": _indexed_mla,
+    "mistral_large4_text": _indexed_mla,
     "mllama_text_model": _mllama,
     "kimi_linear": _kda_hybrid,
+    "bailing_hybrid": _kda_hybrid,
+    "zamba2": _zamba2,
     **{t: _encoder_decoder for t in ENCODER_DECODER_TYPES},
 }
 
@@ -570,7 +616,7 @@ def parse_layers(cfg: Mapping[str, Any]) -> Parsed:
     verified = model_type in BUILDERS or model_type in VERIFIED_PLAIN
     builder = BUILDERS.get(model_type)
     if builder is None and Fields(text).has("kv_lora_rank"):
-        builder = _mla
+        builder = _indexed_mla if Fields(text).has("layer_types") else _mla
     try:
         arch = _Arch(text, prefix, model_type)
         layers = (builder or _plain)(arch)
