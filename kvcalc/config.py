@@ -236,18 +236,7 @@ def _int_list(f: Fields, key: str, values: Any, min_len: int) -> list[int]:
 
 def _plain(a: _Arch) -> list[LayerSpec]:
     """Attention-only models: full / sliding / chunked per layer_types."""
-    out: list[LayerSpec] = []
-    for i, kind in enumerate(a.layer_types()):
-        if kind in ATTENTION_KINDS:
-            out.append(a.attention(kind))
-        elif kind in ("mlp", "moe"):
-            out.append(NoCache())
-        else:
-            raise KVCalcError(
-                f"{a.f.where}layer_types[{i}]: layer type {kind!r} is not supported for "
-                f"model_type {a.model_type!r}"
-            )
-    return out
+    return _by_kind(a, a.layer_types(), {})
 
 
 def _mla(a: _Arch) -> list[LayerSpec]:

@@ -235,6 +235,21 @@ class _State(LayerSpec):
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
         raise NotImplementedError
 
+    @staticmethod
+    def _conv_and_state(
+        batch: int,
+        p: Precision,
+        tp: int,
+        conv: tuple[int, int],
+        state: tuple[int, int, int],
+    ) -> int:
+        """conv = (channels, columns) in the state dtype; state = (heads, rows, row length) in ssm dtype."""
+        channels, columns = conv
+        heads, rows, row_len = state
+        conv_bytes = (channels // tp) * p.state.row_bytes(columns)
+        state_bytes = _per_rank(heads, tp) * rows * p.ssm.row_bytes(row_len) if heads else 0
+        return batch * (conv_bytes + state_bytes)
+
     def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
         return self._bytes(batch, p, tp, 0) if tokens else 0
 
@@ -256,10 +271,8 @@ class Mamba1(_State):
     d_state: int = 16
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
-        d = self.d_inner // tp if tp > 1 else self.d_inner
-        conv = d * p.state.row_bytes(self.d_conv - conv_keep)
-        ssm = d * p.ssm.row_bytes(self.d_state)
-        return batch * (conv + ssm)
+        conv = (self.d_inner, self.d_conv - conv_keep)
+        return self._conv_and_state(batch, p, tp, conv, (self.d_inner, 1, self.d_state))
 
 
 @dataclass(frozen=True)
@@ -279,10 +292,8 @@ class Mamba2(_State):
         groups = self.n_groups
         if tp > 1 and groups % tp:
             groups += tp - groups  # vLLM replicates groups so every rank has one
-        channels = (d_inner + 2 * groups * self.d_state) // tp
-        conv = channels * p.state.row_bytes(self.d_conv - conv_keep)
-        ssm = _per_rank(self.n_heads, tp) * self.head_dim * p.ssm.row_bytes(self.d_state)
-        return batch * (conv + ssm)
+        conv = (d_inner + 2 * groups * self.d_state, self.d_conv - conv_keep)
+        return self._conv_and_state(batch, p, tp, conv, (self.n_heads, self.head_dim, self.d_state))
 
 
 @dataclass(frozen=True)
@@ -297,10 +308,9 @@ class GatedDeltaNet(_State):
     conv_kernel: int = 4
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
-        channels = (2 * self.num_k_heads * self.k_head_dim + self.num_v_heads * self.v_head_dim) // tp
-        conv = channels * p.state.row_bytes(self.conv_kernel - conv_keep)
-        ssm = _per_rank(self.num_v_heads, tp) * self.k_head_dim * p.ssm.row_bytes(self.v_head_dim)
-        return batch * (conv + ssm)
+        channels = 2 * self.num_k_heads * self.k_head_dim + self.num_v_heads * self.v_head_dim
+        state = (self.num_v_heads, self.k_head_dim, self.v_head_dim)
+        return self._conv_and_state(batch, p, tp, (channels, self.conv_kernel - conv_keep), state)
 
 
 @dataclass(frozen=True)
@@ -313,10 +323,8 @@ class KimiDeltaAttention(_State):
     conv_kernel: int = 4
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
-        channels = 3 * self.n_heads * self.head_dim // tp
-        conv = channels * p.state.row_bytes(self.conv_kernel - conv_keep)
-        ssm = _per_rank(self.n_heads, tp) * self.head_dim * p.ssm.row_bytes(self.head_dim)
-        return batch * (conv + ssm)
+        conv = (3 * self.n_heads * self.head_dim, self.conv_kernel - conv_keep)
+        return self._conv_and_state(batch, p, tp, conv, (self.n_heads, self.head_dim, self.head_dim))
 
 
 @dataclass(frozen=True)
@@ -340,7 +348,7 @@ class ShortConv(_State):
     l_cache: int = 3
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
-        return batch * (self.channels // tp) * p.state.row_bytes(self.l_cache - conv_keep)
+        return self._conv_and_state(batch, p, tp, (self.channels, self.l_cache - conv_keep), (0, 0, 0))
 
 
 @dataclass(frozen=True)
