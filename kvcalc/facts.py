@@ -88,7 +88,7 @@ def facts(model: Model) -> Facts:
         kv, hd = 1, mla.kv_lora_rank + mla.qk_rope_head_dim
         label = f"{hd} ({mla.kv_lora_rank}+{mla.qk_rope_head_dim})"
         if mla.index_head_dim:
-            label += f" + {mla.index_head_dim} indexer"
+            label += f" + {mla.index_head_dim} idx"
     elif attn:
         first = next((x for x in attn if not isinstance(x, SlidingWindow)), attn[0])
         kv, hd = first.kv_heads, first.head_dim

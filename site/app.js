@@ -114,7 +114,15 @@ function renderTableNow() {
     + ". Weights in the checkpoint's own format. Click a column heading to sort.";
 }
 
-async function render(resp, source) {
+let renders = Promise.resolve();
+/** Draw a response: charts, table, insights. Renders run one after another, never interleaved. */
+function render(resp, source) {
+  const job = renders.then(() => renderNow(resp, source));
+  renders = job.catch(() => {});
+  return job;
+}
+
+async function renderNow(resp, source) {
   shown = resp;
   const narrow = window.matchMedia("(max-width: 640px)").matches;
   const labels = data.catalog.kind_labels;
@@ -282,7 +290,8 @@ function onChange(patch) {
   }
   const pre = precomputedFor(state);
   if (pre) {
-    render(pre, "precomputed").then(() => { shownKey = stateKey(state); });
+    const key = stateKey(state);
+    render(pre, "precomputed").then(() => { shownKey = key; });
   } else if (worker === "loading") {
     showNotice(["These settings will be computed as soon as the calculator has loaded."]);
   } else {

@@ -5,8 +5,8 @@ import { dtypeLabel, fmtGiB, fmtInt, fmtTokens, toGiB } from "./format.js";
 
 const PALETTE = [
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-  "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#ad494a",
-  "#637939", "#e7969c", "#6b6ecf", "#843c39",
+  "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#6b6ecf", "#ad494a",
+  "#637939", "#e7969c", "#3182bd", "#843c39",
 ];
 const DTYPE_COLORS = ["#3b6fd8", "#f0a030", "#2ca02c", "#9467bd", "#d62728", "#17becf"];
 const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
