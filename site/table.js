@@ -40,7 +40,7 @@ export function columns(resp) {
     ...dtypes.map((d) => ({ key: `cache:${d}`, label: `Cache ${dtypeLabel(d)} @ ${ctx}`, kind: "bytes", value: (r) => r.cache[d] })),
     {
       key: "weights", label: tp > 1 ? "Weights (all GPUs)" : "Weights", kind: "bytes",
-      value: (r) => r.weights, cellTitle: (r) => r.weights_format ?? "",
+      value: (r) => r.weights, cellTitle: weightsTitle,
     },
     ...dtypes.map((d) => ({
       key: `total:${d}`, label: tp > 1 ? `Per GPU, ${dtypeLabel(d)} (TP ${tp})` : `Total ${dtypeLabel(d)}`,
@@ -48,6 +48,18 @@ export function columns(resp) {
     })),
     { key: "fits", label: `Fits ${gpu}`, kind: "text", value: (r) => fitsText(r, dtypes) },
   ];
+}
+
+const billions = (n) => `${(n / 1e9).toLocaleString("en-US", { maximumFractionDigits: 1 })} B`;
+
+function weightsTitle(r) {
+  const parts = [];
+  if (r.weights_format) parts.push(r.weights_format);
+  if (r.params) {
+    const active = r.params.active !== r.params.total ? ` (${billions(r.params.active)} active)` : "";
+    parts.push(`${billions(r.params.total)} parameters${active}${r.params.exact ? "" : ", estimated"}`);
+  }
+  return parts.join(" · ");
 }
 
 function compare(a, b, kind) {

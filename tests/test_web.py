@@ -116,6 +116,26 @@ def test_per_model_errors_come_back_beside_good_results() -> None:
     assert errors["never-loaded-xyz"]["error"].startswith("id: model 'never-loaded-xyz' is not loaded")
 
 
+def test_uncountable_weights_leave_cache_numbers_alone() -> None:
+    cfg = {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32}
+    row = compare([{"id": "custom:no-mlp", "config": cfg}])["models"][0]  # no intermediate_size, no vocab
+    assert row["cache"]["bf16"] == 32 * 2 * 32 * 128 * 2 * 131072
+    assert row["params"] is None and row["weights"] is None and row["total"]["bf16"] is None
+    assert row["fits"]["bf16"] is None
+
+
+def test_weights_and_fit_follow_kvcalc_params() -> None:
+    from kvcalc import params
+
+    row = compare([entry(LLAMA)], tensor_parallel_size=2)["models"][0]
+    model = kvcalc.load_model(hf_config(LLAMA))
+    per_rank = params.weight_bytes(model, tensor_parallel_size=2).total
+    assert row["weights"] == params.weight_bytes(model).total
+    assert row["total"]["bf16"] == per_rank + row["cache"]["bf16"]
+    assert row["params"]["total"] == params.count_params(model).total
+    assert row["fits"]["bf16"] is True  # ~7.5 GiB weights + 8 GiB cache on one of two H100s
+
+
 def test_tensor_parallel_error_is_per_model() -> None:
     out = compare([entry(LLAMA), entry(QWEN_NEXT)], tensor_parallel_size=3, engine="vllm")
     assert [r["id"] for r in out["models"]] == [QWEN_NEXT]  # 2 KV heads are replicated across 3 ranks
