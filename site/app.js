@@ -29,6 +29,7 @@ const kvcalc = startWorker({
   timeoutMs: LOAD_TIMEOUT_MS,
 });
 window.kvcalc = kvcalc;
+export { kvcalc };
 
 const dataNode = $("kvcalc-data");
 const data = dataNode ? JSON.parse(dataNode.textContent) : null;

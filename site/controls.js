@@ -20,6 +20,8 @@ function nearestStop(n) {
   return best;
 }
 
+const tokensHelp = (seq) => `${fmtInt(seq)} tokens · type e.g. 32768, 128k, 1M`;
+
 function node(tag, props = {}, text) {
   const el = document.createElement(tag);
   Object.assign(el, props);
@@ -69,7 +71,7 @@ export class Controls {
     range.addEventListener("input", () => {
       const seq = CONTEXT_STOPS[Number(range.value)];
       text.value = fmtTokens(seq);
-      help.textContent = `${fmtInt(seq)} tokens`;
+      help.textContent = tokensHelp(seq);
       help.classList.remove("error");
       range.setAttribute("aria-valuetext", `${fmtTokens(seq)} tokens`);
       this.onChange({ seq });
@@ -81,7 +83,7 @@ export class Controls {
         help.classList.add("error");
         return;
       }
-      help.textContent = `${fmtInt(seq)} tokens`;
+      help.textContent = tokensHelp(seq);
       help.classList.remove("error");
       range.value = String(nearestStop(seq));
       range.setAttribute("aria-valuetext", `${fmtTokens(seq)} tokens`);
@@ -215,7 +217,7 @@ export class Controls {
     if (parseTokens(text.value) !== state.seq) text.value = fmtTokens(state.seq);
     $("ctx-range").value = String(nearestStop(state.seq));
     $("ctx-range").setAttribute("aria-valuetext", `${fmtTokens(state.seq)} tokens`);
-    $("ctx-help").textContent = `${fmtInt(state.seq)} tokens`;
+    $("ctx-help").textContent = tokensHelp(state.seq);
     $("ctx-help").classList.remove("error");
     if (Number($("batch").value) !== state.batch) $("batch").value = String(state.batch);
     for (const box of [$("dt-bf16"), $("dt-fp8"), ...document.querySelectorAll("#dtype-more input")]) {
