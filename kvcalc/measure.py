@@ -35,7 +35,7 @@ import signal
 import threading
 import warnings
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ _IGNORED_CONFIG_KEYS = ("quantization_config", "auto_map")
 _NEEDS_DATA = ("meta tensor", ".item()", "nonzero", "data-dependent", "Cannot copy out of meta")
 EXACT_PARAM_LIMIT = 60_000_000  # "auto" falls back to a real CPU forward only below this size
 _MODEL_CACHE_SIZE = 4
+Settings = list[tuple[int, int, str]]  # [(seq_len, batch_size, dtype)]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class CacheMeasurement:
     total: int  # floating-point tensors: the KV cache / recurrent state (incl. extra_bytes)
     aux_bytes: int  # integer tensors (``_sliding_window_tensor`` scalars, ...), not in total
     extra_bytes: int = 0  # tensors not attributable to one layer (e.g. RWKV's stacked state)
+    storage_bytes: int = 0  # floating-point bytes actually pinned: a view keeps its whole base alive
     method: str = "meta"  # "meta" (stand-ins on the meta device) or "exact" (real CPU forward)
     attn_implementation: str = STANDIN
     encoder_len: int | None = None  # encoder-decoder models: encoder positions cross-attended
@@ -302,12 +304,34 @@ def _plan(cfg: Any, architectures: list[str] | None = None) -> _Plan:
     raise KVCalcError(f"transformers has no causal-LM class for model_type {cfg.model_type!r}")
 
 
+_IDENTITIES: dict[str, str] = {}
+
+
+def _identity(config: dict) -> str:
+    """What actually runs: model class + inputs + its full config (so gemma3 and gemma3_text share runs).
+
+    Falls back to the config dict itself when transformers cannot read it (the run reports why).
+    """
+    raw = json.dumps(_floats(config), sort_keys=True, default=str)
+    if raw not in _IDENTITIES:
+        try:
+            plan = _plan(config_object(config), config.get("architectures"))
+            cls = plan.model_class
+            ident = (
+                f"{cls.__module__}.{cls.__name__}/{plan.inputs}/{plan.config.to_json_string(use_diff=False)}"
+            )
+        except Exception:  # unreadable config: key by the dict
+            ident = raw
+        _IDENTITIES[raw] = ident
+    return _IDENTITIES[raw]
+
+
 _MODELS: OrderedDict[tuple, tuple[Any, _Plan]] = OrderedDict()
 
 
 def _build(config: dict, dtype: str, device: str, attn: str) -> tuple[Any, _Plan]:
     """(model, plan) for config on device ("meta"/"cpu"); the last few models are reused."""
-    key = (json.dumps(config, sort_keys=True, default=str), dtype, device, attn)
+    key = (_identity(config), dtype, device, attn)
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
@@ -416,6 +440,21 @@ def _walk_cache(cache: Any, torch: Any) -> tuple[list[list[Part]], list[tuple[st
     return per_layer, extras
 
 
+def _storage_bytes(cache: Any, torch: Any) -> int:
+    """Floating-point bytes the cache keeps alive: each distinct base tensor once (views count their base).
+
+    E.g. right after a long prefill a sliding layer's keys are a ``window - 1`` view of all L tokens.
+    """
+    per_layer, extras = _walk_cache(cache, torch)
+    bases: dict[int, Any] = {}
+    for _, t in [item for parts in per_layer for _, items in parts for item in items] + extras:
+        while t._base is not None:
+            t = t._base
+        if t.is_floating_point():
+            bases[id(t)] = t
+    return sum(t.numel() * t.element_size() for t in bases.values())
+
+
 def _summarise_cache(cache: Any, torch: Any) -> tuple[list[LayerMeasurement], int, int, int]:
     """(layers, total, aux_bytes, extra_bytes) for a cache; each distinct tensor counted once.
 
@@ -506,6 +545,7 @@ def _run(
         output = model(**kwargs, use_cache=True)
     cache = _find_cache(output)
     layers, total, aux, extra = _summarise_cache(cache, torch)
+    storage = _storage_bytes(cache, torch)
     return CacheMeasurement(
         model_type=str(plan.config.model_type),
         model_class=type(model).__name__,
@@ -517,6 +557,7 @@ def _run(
         total=total,
         aux_bytes=aux,
         extra_bytes=extra,
+        storage_bytes=storage,
         method="meta" if device == "meta" else "exact",
         attn_implementation=attn,
         encoder_len=enc_len,
@@ -541,7 +582,8 @@ def measure_cache(
     only for small configs) or "auto" (meta, then exact when the model needs real data and has at
     most EXACT_PARAM_LIMIT parameters). ``encoder_len``: encoder positions of encoder-decoder models
     (default: seq_len for text, ``max_source_positions`` for Whisper-like speech models).
-    ``timeout`` (seconds, main thread only) bounds the whole measurement.
+    ``timeout`` (seconds, main thread only) bounds the whole measurement. Results are memoised per
+    (config, seq_len, batch_size, dtype, method, encoder_len) for the life of the process.
     """
     if not isinstance(config, dict):
         raise KVCalcError("config must be a config.json dict")
@@ -550,6 +592,29 @@ def measure_cache(
     dtype = short_dtype(dtype)
     if method not in ("auto", "meta", "exact"):
         raise KVCalcError(f"method must be auto, meta or exact, not {method!r}")
+    _import_backend()
+    key = (_identity(config), seq_len, batch_size, dtype, method, encoder_len)
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure(config, seq_len, batch_size, dtype, method, encoder_len, timeout)
+        while len(_MEASURED) > _MEASURED_SIZE:
+            _MEASURED.pop(next(iter(_MEASURED)))
+    return _MEASURED[key]
+
+
+_MEASURED: dict[tuple, CacheMeasurement] = {}
+_MEASURED_SIZE = 4096
+
+
+def _measure(
+    config: dict,
+    seq_len: int,
+    batch_size: int,
+    dtype: str,
+    method: str,
+    encoder_len: int | None,
+    timeout: float | None,
+) -> CacheMeasurement:
+    """measure_cache without the memo."""
     _import_backend()
     attempts = [("meta", a) for a in (STANDIN, "eager", "sdpa")] if method != "exact" else []
     errors: list[tuple[str, Exception]] = []
@@ -673,7 +738,7 @@ def setting_key(seq_len: int, batch: int, dtype: str) -> str:
     return f"{seq_len}/{batch}/{short_dtype(dtype)}"
 
 
-def survey_config(config: dict, settings: list[tuple[int, int, str]], timeout: float | None = None) -> dict:
+def survey_config(config: dict, settings: Settings, timeout: float | None = None) -> dict:
     """Measure one config at every setting; JSON-ready, errors recorded per setting."""
     entry: dict[str, Any] = {"measurements": {}, "errors": {}}
     for seq_len, batch, dtype in settings:
@@ -703,7 +768,7 @@ def survey_config(config: dict, settings: list[tuple[int, int, str]], timeout: f
     return entry
 
 
-def _survey_model_type(args: tuple[str, list[tuple[int, int, str]], float | None]) -> tuple[str, dict]:
+def _survey_model_type(args: tuple[str, Settings, float | None]) -> tuple[str, dict]:
     model_type, settings, timeout = args
     try:
         config = default_config_dict(model_type)
@@ -712,31 +777,44 @@ def _survey_model_type(args: tuple[str, list[tuple[int, int, str]], float | None
     return model_type, survey_config(config, settings, timeout)
 
 
-def survey_model_types(
+def iter_survey_model_types(
     model_types: list[str],
-    settings: list[tuple[int, int, str]],
+    settings: Settings | Callable[[str], Settings],
     *,
     timeout: float | None = 300,
     processes: int = 1,
-    on_result: Any = None,
-) -> dict[str, dict]:
-    """survey_config for the config-class defaults of each model type (optionally in parallel)."""
-    jobs = [(mt, settings, timeout) for mt in model_types]
-    results: dict[str, dict] = {}
-    if processes > 1:
-        import multiprocessing
+) -> Iterator[tuple[str, dict]]:
+    """(model_type, survey entry) in the order given; ``processes > 1`` measures in spawned workers.
 
-        with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=20) as pool:
-            for model_type, entry in pool.imap_unordered(_survey_model_type, jobs):
-                results[model_type] = entry
-                if on_result:
-                    on_result(model_type, entry, results)
-    else:
+    ``settings`` may be a function of the model type. Closing the iterator stops the workers.
+    """
+    jobs = [(mt, settings(mt) if callable(settings) else settings, timeout) for mt in model_types]
+    if processes <= 1:
         for job in jobs:
-            model_type, entry = _survey_model_type(job)
-            results[model_type] = entry
-            if on_result:
-                on_result(model_type, entry, results)
+            yield _survey_model_type(job)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        yield from pool.imap(_survey_model_type, jobs)
+
+
+def survey_model_types(
+    model_types: list[str],
+    settings: Settings | Callable[[str], Settings],
+    *,
+    timeout: float | None = 300,
+    processes: int = 1,
+    on_result: Callable[[str, dict, dict], None] | None = None,
+) -> dict[str, dict]:
+    """survey_config for the config-class defaults of each model type, sorted by model type."""
+    results: dict[str, dict] = {}
+    for model_type, entry in iter_survey_model_types(
+        model_types, settings, timeout=timeout, processes=processes
+    ):
+        results[model_type] = entry
+        if on_result:
+            on_result(model_type, entry, results)
     return dict(sorted(results.items()))
 
 
