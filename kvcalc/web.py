@@ -36,7 +36,7 @@ MAX_NAME = 200
 MAX_DTYPES = 6
 MAX_BATCH = 65536
 MAX_TP = 1024
-#: Cache dtypes the page's menu offers (all of kvcalc's, BF16 and FP8 first).
+#: The page's first view (build.py answers it at build time, so the page draws before Python loads).
 DEFAULT_REQUEST: dict[str, Any] = {
     "op": "compare",
     "seq_len": 131072,
