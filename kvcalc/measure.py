@@ -33,6 +33,7 @@ import json
 import re
 import signal
 import threading
+import time
 import warnings
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
@@ -507,12 +508,19 @@ def _find_cache(output: Any) -> Any:
     raise KVCalcError("the model returned no cache (no past_key_values / cache_params / state)")
 
 
+_NOT_TEXT = re.compile(r"vision|visual|image|img|patch|audio|speech|vit\b")
+
+
 def _position_table_exceeded(model: Any, seq_len: int, torch: Any) -> bool:
-    """True if the model has a learned absolute position table shorter than seq_len."""
+    """True if the text model has a learned absolute position table shorter than seq_len.
+
+    Vision / audio towers' patch-position tables are ignored: text tokens never index them.
+    """
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1].lower()
         is_table = isinstance(module, torch.nn.Embedding) and ("pos" in leaf or leaf == "wpe")
-        if is_table and seq_len + getattr(module, "offset", 0) > module.num_embeddings:
+        is_text = is_table and not _NOT_TEXT.search(name.lower())
+        if is_text and seq_len + getattr(module, "offset", 0) > module.num_embeddings:
             return True
     return False
 
@@ -710,7 +718,10 @@ _KEY_HINTS = re.compile(
     r"|position|attn|attention|d_model|hidden_size|n_embd|rank|pattern|period|offset|interval|is_encoder_decoder"
     r"|is_decoder|n_head|d_kv"
 )
-_KEY_SKIPS = ("dropout", "initializer", "bias", "act", "norm", "eps", "id", "rope_scaling", "rope_parameters")
+_KEY_SKIPS = re.compile(
+    r"dropout|initializer|bias|(^|_)act(_|$)|norm|eps|(^|_)ids?$|rope_scaling|rope_parameters|multiplier|freeze"
+    r"|output_|layerdrop|softcapping|temperature"
+)
 
 
 def relevant_config_keys(config: dict) -> dict:
@@ -722,7 +733,7 @@ def relevant_config_keys(config: dict) -> dict:
         data = config
     out: dict[str, Any] = {}
     for key, value in sorted(data.items()):
-        if not _KEY_HINTS.search(key) or any(s in key for s in _KEY_SKIPS):
+        if not _KEY_HINTS.search(key) or _KEY_SKIPS.search(key):
             continue
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             out[key] = summarize_kinds(value)
@@ -743,6 +754,7 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
     entry: dict[str, Any] = {"measurements": {}, "errors": {}}
     for seq_len, batch, dtype in settings:
         key = setting_key(seq_len, batch, dtype)
+        started = time.process_time()
         try:
             m = measure_cache(config, seq_len, batch, dtype, timeout=timeout)
         except KVCalcError as exc:
@@ -753,6 +765,7 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
             "total": m.total,
             "aux_bytes": m.aux_bytes,
             "extra_bytes": m.extra_bytes,
+            "storage_bytes": m.storage_bytes,
             "kinds": m.kinds_summary(),
             "layer_kinds": m.layer_kinds,
             "layer_bytes": m.layer_bytes,
@@ -760,6 +773,7 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
             "attn_implementation": m.attn_implementation,
             "encoder_len": m.encoder_len,
             "beyond_position_table": m.beyond_position_table,
+            "cpu_seconds": round(time.process_time() - started, 2),
         }
     entry["buildable"] = bool(entry["measurements"])
     if not entry["buildable"]:
