@@ -148,13 +148,38 @@ class Prepared:
             xs = context_points(self.model, eng)
             parts: dict[str, list[int]] = {k: [] for k in dict.fromkeys(self.kinds) if k not in EMPTY_KINDS}
             ys = []
-            for x in xs:
-                kinds = self.by_kind(x, 1, dtype, eng)
+            for kinds in self._points(xs, dtype, eng):
                 for k, v in kinds.items():
                     parts[k].append(v)
                 ys.append(sum(kinds.values()))
             self._lines[key] = Line(tuple(xs), tuple(ys), {k: tuple(v) for k, v in parts.items()})
         return self._lines[key]
+
+    def _points(self, xs: tuple[int, ...], dtype: str, eng: Engine) -> list[dict[str, int]]:
+        """by_kind at every x. The ideal and transformers caches are affine in the context between
+        two :func:`breakpoints` (full: c·L, windows: c·min(L, W), states: constant), so each such
+        run is computed at its start, start + 1 and end, and filled in — checked at the end against
+        the direct value, and computed point by point if the check ever fails. vLLM's paged sizes
+        are step functions: always point by point."""
+        if eng.engine == "vllm":
+            return [self.by_kind(x, 1, dtype, eng) for x in xs]
+        cuts = breakpoints(self.model, eng)
+        out: list[dict[str, int]] = [self.by_kind(xs[0], 1, dtype, eng)]
+        i = 0
+        while i < len(xs) - 1:
+            j = i + 1
+            while j < len(xs) - 1 and xs[j] not in cuts:
+                j += 1
+            start, end = out[i], self.by_kind(xs[j], 1, dtype, eng)
+            step = self.by_kind(xs[i] + 1, 1, dtype, eng)
+            slope = {k: step[k] - v for k, v in start.items()}
+            if all(start[k] + slope[k] * (xs[j] - xs[i]) == v for k, v in end.items()):
+                out += [{k: v + slope[k] * (x - xs[i]) for k, v in start.items()} for x in xs[i + 1 : j]]
+            else:  # pragma: no cover - a cache kind that is not affine between breakpoints
+                out += [self.by_kind(x, 1, dtype, eng) for x in xs[i + 1 : j]]
+            out.append(end)
+            i = j
+        return out
 
     def token_bytes(self, dtype: str, tp: int = 1) -> int:
         """Bytes one more token adds at short context (ideal; sliding layers still growing)."""
