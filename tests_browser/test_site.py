@@ -6,8 +6,10 @@ cell's data-bytes and in the charts' data (GiB = bytes / 2^30, exact in a double
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -325,6 +327,30 @@ def test_hostile_hash_is_ignored_field_by_field(page: Page) -> None:
     assert page.eval_on_selector_all("#table tbody tr", "rs => rs.map(r => r.dataset.id)") == [LLAMA8]
     assert page.input_value("#ctx-text") == "128K"
     assert page.locator("img").count() == 0 and dialogs == []
+
+
+def custom_blob(models: list[dict[str, str]]) -> str:
+    """The hash's `c` field: deflate-raw compressed JSON, base64url (as site/state.js writes it)."""
+    packer = zlib.compressobj(wbits=-15)
+    raw = packer.compress(json.dumps(models).encode()) + packer.flush()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_one_bad_custom_model_does_not_blank_the_others(page: Page) -> None:
+    blob = custom_blob(
+        [
+            {"id": "custom-1", "name": "Broken", "text": config_text(LLAMA8, num_hidden_layers=...)},
+            {"id": "custom-2", "name": "Fine", "text": config_text(LLAMA8)},
+        ]
+    )
+    page.goto(f"/#m=custom-1,custom-2,{MISTRAL}&c={blob}")
+    wait_live(page)
+    error = page.locator("#model-errors li[data-id='custom-1']")
+    expect(error).to_contain_text("Broken: num_hidden_layers: required field missing")
+    rows = page.eval_on_selector_all("#table tbody tr", "rs => rs.map(r => r.dataset.id)")
+    assert sorted(rows) == sorted(["custom-2", MISTRAL])
+    assert table_bytes(page, "cache:bf16")["custom-2"] == expected_cache(LLAMA8, 131072, "bf16")
+    assert len(bars(page)["BF16"]) == 2
 
 
 def test_hostile_model_name_is_shown_as_text(page: Page) -> None:
