@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Generate docs/validation.md and docs/validation.json: kvcalc vs transformers for every preloaded model.
+
+    python3 scripts/gen_validation.py            # rewrite both files (needs the measure extra)
+    python3 scripts/gen_validation.py --check    # exit 1 if the committed files are out of date
+    python3 scripts/gen_validation.py --refresh  # kvcalc's side only, stored measurements kept (seconds)
+
+For every model of model_configs.json, at each of SEQ_LENS tokens in bf16 and fp32 (batch 1):
+``kv_cache_bytes(engine="transformers")`` against the bytes of the cache transformers returns from one
+forward pass on the ``meta`` device (:func:`kvcalc.measure.measure_cache`, ``method="meta"``); and
+``count_params(model).total`` against ``sum(p.numel() for p in model.parameters())`` of the causal LM
+transformers builds on the meta device. Output is deterministic: no timestamps, versions stated.
+
+:func:`collect` measures; :func:`render` turns its data (the JSON written to docs/validation.json) into
+the markdown, and :func:`refresh` recomputes only kvcalc's side of stored data — so a test can check
+every row against the current kvcalc cheaply and re-measure transformers on a subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import kvcalc  # noqa: E402
+from kvcalc.catalog import CatalogEntry, load_catalog  # noqa: E402
+
+MD_PATH = ROOT / "docs" / "validation.md"
+JSON_PATH = ROOT / "docs" / "validation.json"
+SEQ_LENS = (1, 300, 5000)  # 5000 is past every sliding window of the set (gpt-oss 128, Mistral 4096)
+DTYPES = ("bf16", "fp32")
+BATCH = 1
+SETTINGS = [(n, d) for d in DTYPES for n in SEQ_LENS]
+
+
+# ------------------------------------------------------------------------------------------------
+# kvcalc's side (stdlib)
+
+
+def kinds_label(model: kvcalc.Model) -> str:
+    """E.g. ``36× gated_deltanet + 12× full``."""
+    return " + ".join(f"{n}× {kind}" for kind, n in model.kinds().items())
+
+
+def predicted_bytes(model: kvcalc.Model, seq_len: int, dtype: str) -> int:
+    """kvcalc's transformers-engine cache bytes."""
+    return kvcalc.kv_cache_bytes(model, seq_len, batch_size=BATCH, kv_dtype=dtype, engine="transformers")
+
+
+def refresh(data: dict[str, Any], entries: Iterable[CatalogEntry]) -> dict[str, Any]:
+    """A copy of data whose kvcalc numbers (and verdicts) are recomputed; measured numbers kept."""
+    out = copy.deepcopy(data)
+    by_id = {e.id: e for e in entries}
+    for model_id, row in out["models"].items():
+        model = by_id[model_id].model()
+        row["kinds"] = kinds_label(model)
+        for cell in row["cache"]:
+            cell["kvcalc"] = predicted_bytes(model, cell["seq_len"], cell["dtype"])
+        row["params"]["kvcalc"] = kvcalc.count_params(model).total
+        _verdicts(row)
+    _summary(out)
+    return out
+
+
+def _verdicts(row: dict[str, Any]) -> None:
+    for cell in row["cache"]:
+        cell["exact"] = cell["kvcalc"] == cell["transformers"]
+    row["params"]["exact"] = row["params"]["kvcalc"] == row["params"]["transformers"]
+    row["cache_exact"] = all(c["exact"] for c in row["cache"])
+    row["params_exact"] = row["params"]["exact"]
+    row["exact"] = row["cache_exact"] and row["params_exact"]
+
+
+def _summary(data: dict[str, Any]) -> None:
+    rows = data["models"].values()
+    data["summary"] = {
+        "models": len(rows),
+        "exact": sum(r["exact"] for r in rows),
+        "cache_exact": sum(r["cache_exact"] for r in rows),
+        "params_exact": sum(r["params_exact"] for r in rows),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# transformers' side (torch, lazily)
+
+
+def transformers_params(config: Mapping[str, Any]) -> int:
+    """Parameters of the causal LM transformers builds for config on the meta device (tied once)."""
+    import torch
+    import transformers
+
+    from kvcalc import measure
+
+    cfg = measure.config_object(dict(config))
+    transformers.utils.logging.set_verbosity_error()
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        model = transformers.AutoModelForCausalLM.from_config(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_model(entry: CatalogEntry, settings: Iterable[tuple[int, str]] = SETTINGS) -> dict[str, Any]:
+    """One model's row: cache bytes at every setting and the parameter count, both sides."""
+    from kvcalc import measure
+
+    model = entry.model()
+    config = dict(entry.config)
+    cache = []
+    for seq_len, dtype in settings:
+        measured = measure.measure_cache(config, seq_len, BATCH, dtype, method="meta")
+        cache.append(
+            {
+                "seq_len": seq_len,
+                "dtype": dtype,
+                "kvcalc": predicted_bytes(model, seq_len, dtype),
+                "transformers": measured.total,
+            }
+        )
+    params = {"kvcalc": kvcalc.count_params(model).total, "transformers": transformers_params(config)}
+    row = {"name": entry.name, "model_type": model.model_type, "kinds": kinds_label(model)}
+    row |= {"seq_lens": sorted({n for n, _ in settings}), "dtypes": sorted({d for _, d in settings})}
+    row |= {"cache": cache, "params": params}
+    _verdicts(row)
+    return row
+
+
+def versions() -> dict[str, str]:
+    """torch and transformers versions the measurements come from."""
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def collect(entries: Iterable[CatalogEntry], progress: bool = False) -> dict[str, Any]:
+    """The whole validation data set (what docs/validation.json holds)."""
+    data: dict[str, Any] = {
+        "generated_by": "scripts/gen_validation.py",
+        **versions(),
+        "seq_lens": list(SEQ_LENS),
+        "dtypes": list(DTYPES),
+        "batch_size": BATCH,
+        "models": {},
+    }
+    for entry in entries:
+        start = time.perf_counter()
+        data["models"][entry.id] = measure_model(entry)
+        if progress:
+            row = data["models"][entry.id]
+            verdict = "exact" if row["exact"] else "DIFF"
+            print(f"{entry.name}: {verdict} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    _summary(data)
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# rendering
+
+
+def _cell(cell: Mapping[str, Any]) -> str:
+    if cell["exact"]:
+        return f"{cell['kvcalc']:,}"
+    diff = cell["kvcalc"] - cell["transformers"]
+    return f"kvcalc {cell['kvcalc']:,} ≠ {cell['transformers']:,} ({diff:+,})"
+
+
+def _verdict(exact: bool) -> str:
+    return "exact" if exact else "**DIFF**"
+
+
+def _overview(data: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| model | layer kinds (kvcalc) | cache bytes | parameters | measured |",
+        "|---|---|---|---|---|",
+    ]
+    for row in data["models"].values():
+        lines.append(
+            f"| {row['name']} | {row['kinds']} | {_verdict(row['cache_exact'])} | "
+            f"{_verdict(row['params_exact'])} | {'✔ measured exact' if row['exact'] else '✘ differs'} |"
+        )
+    return lines
+
+
+def _cache_table(data: Mapping[str, Any]) -> list[str]:
+    heads = " | ".join(f"{n:,} token{'s' * (n != 1)}" for n in data["seq_lens"])
+    lines = [f"| model | dtype | {heads} | cache |", "|---|---|" + "---:|" * len(data["seq_lens"]) + "---|"]
+    for row in data["models"].values():
+        for dtype in data["dtypes"]:
+            cells = [c for c in row["cache"] if c["dtype"] == dtype]
+            lines.append(
+                f"| {row['name']} | {dtype} | "
+                + " | ".join(_cell(c) for c in cells)
+                + f" | {_verdict(all(c['exact'] for c in cells))} |"
+            )
+    return lines
+
+
+def _params_table(data: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| model | kvcalc `count_params().total` | transformers (meta) | parameters |",
+        "|---|---:|---:|---|",
+    ]
+    for row in data["models"].values():
+        p = row["params"]
+        diff = "" if p["exact"] else f" ({p['kvcalc'] - p['transformers']:+,})"
+        lines.append(
+            f"| {row['name']} | {p['kvcalc']:,} | {p['transformers']:,} | {_verdict(p['exact'])}{diff} |"
+        )
+    return lines
+
+
+def render(data: Mapping[str, Any]) -> str:
+    """docs/validation.md from the data :func:`collect` returns."""
+    s = data["summary"]
+    *head, last = [f"{n:,}" for n in data["seq_lens"]]
+    lens = f"{', '.join(head)} and {last}" if head else last
+    different = [r["name"] for r in data["models"].values() if not r["exact"]]
+    lines = [
+        "# kvcalc vs transformers: measured validation",
+        "",
+        "<!-- generated by scripts/gen_validation.py: do not edit by hand; tests/test_validation_doc.py "
+        "fails when it drifts -->",
+        "",
+        f"Measured with torch {data['torch']} and transformers {data['transformers']}. For every preloaded "
+        f"model (`model_configs.json`), each model is built from its config.json on PyTorch's `meta` device "
+        f"(shapes and dtypes, no memory, no download), a forward pass of each of {lens} tokens (batch "
+        f"{data['batch_size']}, {' and '.join(data['dtypes'])}) is run with `use_cache=True`, and every "
+        "tensor of the cache it returns is summed (`numel × element_size`, each tensor once). That is "
+        'compared with `kvcalc.kv_cache_bytes(model, tokens, kv_dtype=…, engine="transformers")`. '
+        "The parameter count `kvcalc.count_params(model).total` is compared with "
+        "`sum(p.numel() for p in model.parameters())` of the causal LM transformers builds on the meta "
+        "device (tied weights once).",
+        "",
+        f"**{s['exact']} of {s['models']} models are measured exact** — cache bytes at every length and "
+        f"dtype, and the parameter count ({s['cache_exact']}/{s['models']} exact on cache bytes, "
+        f"{s['params_exact']}/{s['models']} on parameters)."
+        + (f" Differences: {', '.join(different)}." if different else ""),
+        "",
+        "To see a cache in real memory and the decoding speedup it buys, run a model for real (random "
+        "weights, CPU): `kvcalc measure small` or `kvcalc measure Qwen3-Next-80B-A3B-Thinking --layers 4`.",
+        "",
+        "## Summary",
+        "",
+        *_overview(data),
+        "",
+        "## Cache bytes (kvcalc = transformers when a cell shows one number)",
+        "",
+        *_cache_table(data),
+        "",
+        "## Parameters",
+        "",
+        *_params_table(data),
+        "",
+        "Regenerate: `python3 scripts/gen_validation.py` (needs `pip install kvcalc[measure]`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def to_json(data: Mapping[str, Any]) -> str:
+    """docs/validation.json text (stable key order, trailing newline)."""
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or, with --check, verify) docs/validation.md and docs/validation.json."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="recompute kvcalc's side only, keeping the stored transformers measurements (no torch)",
+    )
+    args = parser.parse_args(argv)
+    if args.refresh:
+        data = refresh(json.loads(JSON_PATH.read_text(encoding="utf-8")), load_catalog())
+    else:
+        data = collect(load_catalog(), progress=True)
+    md, js = render(data), to_json(data)
+    if args.check:
+        stale = [
+            p.name for p, text in ((MD_PATH, md), (JSON_PATH, js)) if p.read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            print(f"out of date: {', '.join(stale)} (run scripts/gen_validation.py)", file=sys.stderr)
+            return 1
+        return 0
+    MD_PATH.write_text(md, encoding="utf-8")
+    JSON_PATH.write_text(js, encoding="utf-8")
+    s = data["summary"]
+    print(
+        f"wrote {MD_PATH.relative_to(ROOT)}, {JSON_PATH.relative_to(ROOT)}: {s['exact']}/{s['models']} exact"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
