@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import resource
 import sys
 import time
 import warnings
@@ -65,6 +64,8 @@ def _quiet(transformers: Any) -> Iterator[None]:
 
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    import resource  # POSIX only: imported here so the module loads anywhere
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -77,24 +78,30 @@ class LoadedModel:
     vocab_size: int
     params: int
     dtype: str
+    attn_implementation: str
 
 
 def build_model(config: dict, dtype: str, threads: int) -> LoadedModel:
-    """Build the causal LM for config on the CPU (seeded random weights, sdpa attention)."""
+    """Build the causal LM for config on the CPU (seeded random weights; sdpa attention, else eager)."""
     torch, transformers = backend()
     from kvcalc import measure
 
     torch.set_num_threads(threads)
-    torch.manual_seed(SEED)
-    cfg = measure.config_object(config)
-    plan = measure._plan(cfg, config.get("architectures"))
-    kwargs = {"dtype": getattr(torch, _TORCH_DTYPES[dtype]), "attn_implementation": "sdpa"}
-    with _quiet(transformers), torch.device("cpu"):
-        model = plan.model_class._from_config(copy.deepcopy(plan.config), **kwargs)
+    plan = measure._plan(measure.config_object(config), config.get("architectures"))
+    for attn in ("sdpa", "eager"):
+        torch.manual_seed(SEED)
+        kwargs = {"dtype": getattr(torch, _TORCH_DTYPES[dtype]), "attn_implementation": attn}
+        try:
+            with _quiet(transformers), torch.device("cpu"):
+                model = plan.model_class._from_config(copy.deepcopy(plan.config), **kwargs)
+            break
+        except ValueError as exc:  # "... does not support an attention implementation through sdpa"
+            if attn == "eager" or "attention implementation" not in str(exc):
+                raise
     model.eval()
     vocab = int(getattr(plan.config, "vocab_size", 0) or model.get_output_embeddings().weight.shape[0])
     params = sum(p.numel() for p in model.parameters())
-    return LoadedModel(model, vocab, params, dtype)
+    return LoadedModel(model, vocab, params, dtype, attn)
 
 
 @dataclass

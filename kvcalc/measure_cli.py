@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     finally:
         progress.close()
-    report = _report(target, model, args, cases, rss, loaded.params, weights, torch, transformers)
+    report = _report(target, model, args, cases, rss, loaded, weights, torch, transformers)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _text(report))
     return 0 if report["exact"] else 1
 
@@ -327,9 +327,9 @@ def _case(model: kvcalc.Model, dtype: str, args: argparse.Namespace, cached: Any
     """One prompt length: cache bytes compared, and the two generations timed."""
     prompt, new = cached.prompt_len, args.new_tokens
     held = prompt + new - 1  # the last generated token is never fed back
-    predicted = kvcalc.layer_bytes(
-        model, held, batch_size=args.batch_size, kv_dtype=dtype, engine="transformers"
-    )
+    kw = {"batch_size": args.batch_size, "kv_dtype": dtype, "engine": "transformers"}
+    predicted = kvcalc.layer_bytes(model, held, **kw)
+    next_token = kvcalc.kv_cache_bytes(model, held + 1, **kw) - sum(predicted)
     return {
         "seq_len": prompt,
         "new_tokens": new,
@@ -337,6 +337,7 @@ def _case(model: kvcalc.Model, dtype: str, args: argparse.Namespace, cached: Any
         "measured_bytes": measured,
         "predicted_bytes": sum(predicted),
         "exact": measured == sum(predicted),
+        "bytes_per_next_token": next_token,
         "by_kind": _by_kind(model, predicted, measured_layers),
         "cached": _timing(cached),
         "uncached": _timing(uncached),
@@ -387,7 +388,7 @@ def _by_kind(model: kvcalc.Model, predicted: list[int], measured: list[Any]) -> 
 
 
 def _report(target: Target, model: kvcalc.Model, args: argparse.Namespace, cases: list[dict[str, Any]],
-            rss: dict[str, int], built_params: int, weights: int, torch: Any, transformers: Any,
+            rss: dict[str, int], loaded: Any, weights: int, torch: Any, transformers: Any,
             ) -> dict[str, Any]:  # fmt: skip
     main = next(c for c in cases if c["seq_len"] == args.seq_len)
     kv_params = kvcalc.count_params(model).total
@@ -403,7 +404,8 @@ def _report(target: Target, model: kvcalc.Model, args: argparse.Namespace, cases
         "seq_len": args.seq_len,
         "new_tokens": args.new_tokens,
         "threads": args.threads,
-        "params": built_params,
+        "attn_implementation": loaded.attn_implementation,
+        "params": loaded.params,
         "params_kvcalc": kv_params,
         "weights_bytes": weights,
         "cache_tokens": main["cache_tokens"],
@@ -431,16 +433,14 @@ def _scaling(cases: list[dict[str, Any]]) -> str:
 
 
 def _growth(cases: list[dict[str, Any]]) -> str:
-    """ " (+X bytes per token here, on top of Y bytes that do not grow)", from the two longest runs."""
-    if len(cases) < 2:
-        return ""
-    a, b = cases[-2], cases[-1]
-    per_token = (b["measured_bytes"] - a["measured_bytes"]) / (b["cache_tokens"] - a["cache_tokens"])
-    fixed = b["measured_bytes"] - per_token * b["cache_tokens"]
+    """ " (+X bytes per token at the longest run, on top of Y bytes that no longer grow)"."""
+    last = cases[-1]
+    per_token, held = last["bytes_per_next_token"], last["cache_tokens"]
     if per_token <= 0:
-        return " in attention layers; this model's cache did not grow between the two longest runs"
-    base = f" (+{per_token:,.0f} bytes per token here"
-    return base + (f", on top of {fixed:,.0f} bytes that do not grow)" if fixed >= 1 else ")")
+        return " in attention layers; this model's cache no longer grows at this length (fixed-size state)"
+    fixed = last["measured_bytes"] - per_token * held
+    tail = f", on top of {fixed:,} bytes that no longer grow: recurrent state, full sliding windows)"
+    return f" (+{per_token:,} bytes per token at {held:,} tokens" + (tail if fixed > 0 else ")")
 
 
 def _mib(n: int) -> str:
@@ -466,7 +466,8 @@ def _header(r: dict[str, Any]) -> list[str]:
     lines = [
         f"kvcalc measure · {r['model']} ({r['model_type']}, {r['layers']} layers: {kinds})",
         f"{params}, random weights · {r['dtype']} · batch {r['batch_size']} · "
-        f"{r['new_tokens']} new tokens (greedy) · CPU, {r['threads']} thread{'s' * (r['threads'] > 1)} · "
+        f"{r['new_tokens']} new tokens (greedy) · {r['attn_implementation']} attention · "
+        f"CPU, {r['threads']} thread{'s' * (r['threads'] > 1)} · "
         f"torch {r['versions']['torch']}, transformers {r['versions']['transformers']}",
     ]
     return lines + [f"note: {n}" for n in r["notes"]]

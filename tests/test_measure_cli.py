@@ -152,6 +152,20 @@ def test_missing_torch_names_the_extra(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+def test_importing_the_measure_modules_stays_stdlib_only() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "sys.modules['transformers'] = None\n"
+        "import kvcalc.measure_cli, kvcalc.bench_decode, kvcalc.shallow, kvcalc.cli\n"
+        "kvcalc.cli.build_parser()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_help_works_without_running_anything() -> None:
     result = kvcalc_cli("measure", "--help", timeout=60)
     assert result.returncode == 0 and "--layers" in result.stdout and "small" in result.stdout
