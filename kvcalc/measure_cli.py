@@ -186,7 +186,7 @@ def _check_fits(target: Target, args: argparse.Namespace, model: kvcalc.Model) -
 
 
 def _layers_hint(target: Target, budget: int) -> str:
-    """ " (try --layers K)" with the most layers whose weights fit in budget, or why none does."""
+    """Suggest --layers K (the first of n/2, n/4, ... whose weights fit in budget), or say none does."""
     if target.source == "preset":
         return " (try fewer --layers or a smaller preset)"
     fits = [k for k in _halvings(len(kvcalc.load_model(target.config).layers)) if _fits(target, k, budget)]
@@ -433,7 +433,7 @@ def _scaling(cases: list[dict[str, Any]]) -> str:
 
 
 def _growth(cases: list[dict[str, Any]]) -> str:
-    """ " (+X bytes per token at the longest run, on top of Y bytes that no longer grow)"."""
+    """The growth clause: +X bytes per token at the longest run, on top of Y bytes that no longer grow."""
     last = cases[-1]
     per_token, held = last["bytes_per_next_token"], last["cache_tokens"]
     if per_token <= 0:

@@ -114,6 +114,46 @@ def test_presets() -> None:
     assert len(kvcalc.load_model(preset_config("small", 2)).layers) == 2
 
 
+def _fake_report(measured: int, predicted: int) -> dict[str, Any]:
+    """A report as measure_cli builds it, for one 512-token case (no torch run)."""
+    from kvcalc import measure_cli
+
+    timing = {"seconds": 1.0, "cpu_seconds": 1.0, "tokens_per_s": 16.0, "decode_tokens_per_s": 20.0}
+    case = {
+        "seq_len": 512, "new_tokens": 16, "cache_tokens": 527, "measured_bytes": measured,
+        "predicted_bytes": predicted, "exact": measured == predicted, "bytes_per_next_token": 16384,
+        "by_kind": {"full": {"layers": 4, "predicted_bytes": predicted, "measured_bytes": measured,
+                             "transformers": ["DynamicLayer"]}},
+        "cached": timing, "uncached": {**timing, "seconds": 8.0, "tokens_per_s": 2.0},
+        "speedup": 8.0, "decode_speedup": 12.0, "same_tokens": True,
+        "token_forwards": {"cached": 527, "uncached": 8312},
+    }  # fmt: skip
+    report = {
+        "model": "small preset", "model_type": "llama", "layers": 4, "kinds": {"full": 4}, "notes": [],
+        "dtype": "fp32", "batch_size": 1, "seq_len": 512, "new_tokens": 16, "threads": 1,
+        "attn_implementation": "sdpa", "params": 10, "params_kvcalc": 10, "weights_bytes": 40,
+        "exact": case["exact"], "cases": [case],
+        "rss_bytes": {"start": 1, "built": 2, "cached": 3, "uncached": 4},
+        "versions": {"torch": "t", "transformers": "x"},
+    }  # fmt: skip
+    report["scaling"] = measure_cli._scaling([case])
+    return report
+
+
+def test_report_text_is_loud_about_a_mismatch() -> None:
+    from kvcalc.measure_cli import _text
+
+    ok = _text(_fake_report(8_634_368, 8_634_368))
+    assert "✔ exact to the byte" in ok and "MISMATCH" not in ok and "8.0×" in ok
+    assert "+16,384 bytes per token at 527 tokens)" in ok and "8,312 token-forwards" in ok
+    bad = _text(_fake_report(8_634_368, 8_634_400))
+    assert (
+        "!!! MISMATCH at 527 tokens: transformers holds 8,634,368 bytes, kvcalc predicts 8,634,400 (+32)"
+        in bad
+    )
+    assert "DIFF +32" in bad and "✔" not in bad
+
+
 # ------------------------------------------------------------------------------------------------
 # command line errors (no torch run needed)
 
