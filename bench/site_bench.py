@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 import statistics
 import sys
@@ -250,6 +251,8 @@ def report(
         f"{len(changes)} control changes"
     )
     print(f"browser: {devenv.ensure_browser()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (other work skews timings)")
     print()
     print(f"{'':28}{'cold':>12}{'warm':>12}")
     for label, name, attr in (
