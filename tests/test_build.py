@@ -171,7 +171,10 @@ def test_stamp_follows_file_contents(tmp_path: Path) -> None:
 def no_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A machine with no Playwright browser and no /usr/bin/chromium (yet)."""
     chromium = tmp_path / "chromium"
-    monkeypatch.delenv(devenv.BROWSER_ENV, raising=False)
+    # setenv first, so that the choice ensure_browser() caches in os.environ is undone afterwards
+    # (a bare delenv of an unset variable records nothing, and later browser tests would inherit it).
+    monkeypatch.setenv(devenv.BROWSER_ENV, "")
+    monkeypatch.delenv(devenv.BROWSER_ENV)
     monkeypatch.setattr(devenv, "playwright_browser_installed", lambda: False)
     monkeypatch.setattr(devenv, "SYSTEM_CHROMIUM", chromium)
     return chromium
