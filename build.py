@@ -46,7 +46,7 @@ PYODIDE_FILES = (
     "python_stdlib.zip",
     "pyodide-lock.json",
 )
-PLOTLY = devenv.NODE_MODULES / "plotly.js-basic-dist-min" / "plotly-basic.min.js"
+PLOTLY = devenv.NODE_MODULES / "plotly.js-dist-min" / "plotly.min.js"
 
 # Site layout (relative URLs, so the site also works under a sub-path such as GitHub Pages').
 WHEEL_DIR = "wheels"
