@@ -415,31 +415,40 @@ def _report(target: Target, model: kvcalc.Model, args: argparse.Namespace, cases
         "speedup": main["speedup"],
         "cases": cases,
         "rss_bytes": rss,
-        "scaling": _scaling(cases),
+        "scaling": _scaling(cases, _fixed_parts(model)),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
 
 
-def _scaling(cases: list[dict[str, Any]]) -> str:
+def _fixed_parts(model: kvcalc.Model) -> str:
+    """What in this model's cache stops growing: "recurrent state", "sliding windows", or both."""
+    leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
+    parts = ["recurrent state"] * any(leaf.state for leaf in leaves)
+    parts += ["full sliding windows"] * any(leaf.kind in ("sliding", "chunked") for leaf in leaves)
+    return " and ".join(parts) or "fixed parts"
+
+
+def _scaling(cases: list[dict[str, Any]], fixed_parts: str = "fixed parts") -> str:
     """The honest line: linear cache memory, quadratic total compute without a cache, with numbers."""
     last = cases[-1]
     forwards = last["token_forwards"]
     return (
-        f"cache memory grows linearly with tokens{_growth(cases)}; decoding without a cache recomputes the "
-        f"whole prefix at every step, so its total compute grows quadratically: {last['new_tokens']} tokens "
+        f"cache memory grows linearly with tokens{_growth(cases, fixed_parts)}; decoding without a cache "
+        "recomputes the whole prefix at every step, so its total compute grows quadratically: "
+        f"{last['new_tokens']} tokens "
         f"after {last['seq_len']:,} cost {forwards['uncached']:,} token-forwards without the cache vs "
         f"{forwards['cached']:,} with it."
     )
 
 
-def _growth(cases: list[dict[str, Any]]) -> str:
+def _growth(cases: list[dict[str, Any]], fixed_parts: str) -> str:
     """The growth clause: +X bytes per token at the longest run, on top of Y bytes that no longer grow."""
     last = cases[-1]
     per_token, held = last["bytes_per_next_token"], last["cache_tokens"]
     if per_token <= 0:
         return " in attention layers; this model's cache no longer grows at this length (fixed-size state)"
     fixed = last["measured_bytes"] - per_token * held
-    tail = f", on top of {fixed:,} bytes that no longer grow: recurrent state, full sliding windows)"
+    tail = f", on top of {fixed:,} bytes that no longer grow: {fixed_parts})"
     return f" (+{per_token:,} bytes per token at {held:,} tokens" + (tail if fixed > 0 else ")")
 
 
