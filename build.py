@@ -34,6 +34,9 @@ SITE_SRC = ROOT / "site"
 DEFAULT_OUT = ROOT / "_site"
 TEMPLATE = "index.html.j2"
 MODEL_CONFIGS = ROOT / "model_configs.json"
+VALIDATION_JSON = ROOT / "docs" / "validation.json"  # scripts/gen_validation.py writes both
+VALIDATION_MD = ROOT / "docs" / "validation.md"
+VALIDATION_URL = "validation.md"  # where the page links to the table (copied next to index.html)
 MANIFEST = ".kvcalc-manifest"
 SITE_DIR_ENV = "KVCALC_SITE_DIR"  # test.py sets it to the built site; the browser tests serve that
 
@@ -64,6 +67,7 @@ MIME_TYPES = {
     ".html": "text/html",
     ".svg": "image/svg+xml",
     ".png": "image/png",
+    ".md": "text/markdown; charset=utf-8",
 }
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same sources, same wheel bytes
 
@@ -178,9 +182,31 @@ def default_ids(entries: list[dict[str, Any]]) -> list[str]:
     return [by_name[n.lower()] for n in DEFAULT_MODELS if n.lower() in by_name]
 
 
+def validation_data() -> dict[str, Any] | None:
+    """What the page needs of docs/validation.json: the versions measured against and, per preloaded
+    model id, {exact, seq_lens, dtypes}. None when the file is missing (the page then shows no badges)."""
+    if not VALIDATION_JSON.is_file():
+        return None
+    raw = json.loads(VALIDATION_JSON.read_text(encoding="utf-8"))
+    return {
+        "torch": raw.get("torch"),
+        "transformers": raw.get("transformers"),
+        "url": VALIDATION_URL,
+        "models": {
+            model_id: {
+                "exact": bool(m.get("exact")),
+                "seq_lens": m.get("seq_lens", raw.get("seq_lens", [])),
+                "dtypes": m.get("dtypes", raw.get("dtypes", [])),
+            }
+            for model_id, m in raw.get("models", {}).items()
+        },
+    }
+
+
 def site_data(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """What the page starts from: the preloaded models, the controls' catalog, and the first charts,
-    computed here by the same door the browser uses (kvcalc.web.compute) with the default request."""
+    computed here by the same door the browser uses (kvcalc.web.compute) with the default request;
+    plus `validation` (see :func:`validation_data`) when docs/validation.json exists."""
     from kvcalc import web
 
     def ask(request: dict[str, Any]) -> dict[str, Any]:
@@ -196,21 +222,27 @@ def site_data(entries: list[dict[str, Any]]) -> dict[str, Any]:
     )
     if initial["errors"]:
         raise SystemExit(f"[kvcalc] default models failed to compute: {initial['errors']}")
-    return {
+    data = {
         "models": entries,
         "catalog": ask({"op": "catalog"}),
         "defaults": {"models": ids},
         "initial": initial,
     }
+    validation = validation_data()
+    if validation is not None:
+        data["validation"] = validation
+    return data
 
 
 def site_context(wheel_file: str) -> dict[str, Any]:
     """Everything index.html.j2 sees.
 
-    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), data_json (a JSON string safe
-    to put in <script type="application/json" id="kvcalc-data">: see :func:`site_data`).
+    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), validation_url (the copied
+    docs/validation.md, "" without one), data_json (a JSON string safe to put in
+    <script type="application/json" id="kvcalc-data">: see :func:`site_data`).
     """
     return {
+        "validation_url": VALIDATION_URL if VALIDATION_MD.is_file() else "",
         "version": package_version(),
         "wheel_url": f"{WHEEL_DIR}/{wheel_file}",
         "pyodide_url": PYODIDE_URL,
@@ -240,6 +272,8 @@ def asset_sources() -> dict[str, Path]:
     sources = {p.name: p for p in sorted(SITE_SRC.iterdir()) if p.is_file() and p.name != TEMPLATE}
     sources |= {f"{PYODIDE_URL}{name}": PYODIDE_DIR / name for name in PYODIDE_FILES}
     sources[PLOTLY_URL] = PLOTLY
+    if VALIDATION_MD.is_file():
+        sources[VALIDATION_URL] = VALIDATION_MD
     missing = [str(p) for p in sources.values() if not p.is_file()]
     if missing:
         raise SystemExit(f"[kvcalc] missing build inputs (run `npm ci`?): {', '.join(missing)}")

@@ -108,7 +108,7 @@ function renderTableNow() {
   renderTable($("table"), shown, sort, (key, kind) => {
     sort = sort.key === key ? { key, dir: -sort.dir } : { key, dir: kind === "text" ? 1 : -1 };
     renderTableNow();
-  });
+  }, data.validation ?? null);
   const tp = shown.settings.tensor_parallel_size;
   $("table-help").textContent = `Cache per GPU for batch ${shown.settings.batch_size} at ${fmtTokens(shown.settings.seq_len)} tokens, ${shown.settings.engine} engine`
     + (tp > 1 ? `, tensor parallel ${tp} (weights and cache per GPU)` : "")

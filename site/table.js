@@ -68,9 +68,23 @@ function compare(a, b, kind) {
   return kind === "text" ? String(a).localeCompare(String(b)) : a - b;
 }
 
-function nameCell(row) {
+const listText = (items) => (items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}` : items.join(""));
+
+/** Tooltip of the "measured exact" badge, from the build-time validation data. */
+export function exactTitle(validation, entry) {
+  const seqs = listText(entry.seq_lens.map(String));
+  const dtypes = listText(entry.dtypes.map(String));
+  return `cache bytes and parameters match transformers ${validation.transformers} at ${seqs} tokens in ${dtypes}`;
+}
+
+function nameCell(row, validation) {
   const td = el("th", { scope: "row", dataset: { col: "name" } });
   td.append(el("span", { class: "model-name" }, row.name));
+  // Only preloaded models are in the validation map (custom models have ids "custom-N").
+  const measured = validation && Object.hasOwn(validation.models, row.id) ? validation.models[row.id] : null;
+  if (measured?.exact === true) {
+    td.append(el("span", { class: "badge exact", title: exactTitle(validation, measured) }, "✔ measured exact"));
+  }
   if (!row.verified) td.append(el("span", { class: "badge warn", title: row.notes.join("; ") }, "unverified"));
   if (row.beyond_max) {
     td.append(el("span", { class: "badge", title: "the chosen context is past this model's max_position_embeddings" },
@@ -79,8 +93,11 @@ function nameCell(row) {
   return td;
 }
 
-/** Render the table; `sort` = {key, dir: 1|-1}; onSort(key) when a header is clicked. */
-export function renderTable(table, resp, sort, onSort) {
+/**
+ * Render the table; `sort` = {key, dir: 1|-1}; onSort(key) when a header is clicked. `validation`:
+ * the build-time {transformers, models: {id: {exact, seq_lens, dtypes}}} (badges), or null.
+ */
+export function renderTable(table, resp, sort, onSort, validation = null) {
   const cols = columns(resp);
   const col = cols.find((c) => c.key === sort.key) ?? cols.find((c) => c.key.startsWith("cache:"));
   const rows = [...resp.models].sort((a, b) => sort.dir * compare(col.value(a), col.value(b), col.kind));
@@ -102,7 +119,7 @@ export function renderTable(table, resp, sort, onSort) {
     const tr = el("tr", { dataset: { id: r.id } });
     for (const c of cols) {
       if (c.key === "name") {
-        tr.append(nameCell(r));
+        tr.append(nameCell(r, validation));
         continue;
       }
       const v = c.value(r);

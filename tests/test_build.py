@@ -105,12 +105,56 @@ def test_site_context_without_and_with_model_configs(tmp_path: Path, monkeypatch
     assert '<script type="application/json" id="kvcalc-data">' in html
 
 
+def test_site_data_embeds_compact_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "MODEL_CONFIGS", tmp_path / "model_configs.json")
+    monkeypatch.setattr(build, "VALIDATION_JSON", tmp_path / "validation.json")
+    monkeypatch.setattr(build, "VALIDATION_MD", tmp_path / "validation.md")
+    context = build.site_context("kvcalc-9-py3-none-any.whl")
+    assert "validation" not in json.loads(context["data_json"]) and context["validation_url"] == ""
+    assert "validation.md" not in build.asset_sources()
+    assert 'id="validation-link"' not in build.render_index(context)
+
+    cache = [{"seq_len": 1, "dtype": "bf16", "kvcalc": 2, "transformers": 2, "exact": True}]
+    full = {
+        "torch": "2.13.0+cpu", "transformers": "5.23.0", "seq_lens": [1, 300], "dtypes": ["bf16"],
+        "models": {
+            "a/A": {"name": "A", "model_type": "llama", "exact": True, "cache_exact": True,
+                    "params_exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"], "cache": cache},
+            "b/B": {"name": "B", "model_type": "llama", "exact": False, "cache_exact": False,
+                    "params_exact": True, "seq_lens": [1], "dtypes": ["fp32"], "cache": cache},
+        },
+        "summary": {"models": 2, "exact": 1},
+    }  # fmt: skip
+    (tmp_path / "validation.json").write_text(json.dumps(full))
+    (tmp_path / "validation.md").write_text("# validation\n")
+    context = build.site_context("kvcalc-9-py3-none-any.whl")
+    assert json.loads(context["data_json"])["validation"] == {
+        "torch": "2.13.0+cpu",
+        "transformers": "5.23.0",
+        "url": "validation.md",
+        "models": {
+            "a/A": {"exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"]},
+            "b/B": {"exact": False, "seq_lens": [1], "dtypes": ["fp32"]},
+        },
+    }
+    assert context["validation_url"] == "validation.md"
+    assert build.asset_sources()["validation.md"] == tmp_path / "validation.md"
+    assert 'id="validation-link" class="section-link" href="validation.md"' in build.render_index(context)
+
+
+def test_real_validation_covers_every_preloaded_model() -> None:
+    validation = build.validation_data()
+    assert validation is not None and validation["transformers"]
+    assert set(validation["models"]) == {e["id"] for e in build.model_entries()}
+
+
 def test_built_site_is_complete_and_self_contained(site: Path) -> None:
     html = (site / "index.html").read_text()
     wheel = f"wheels/kvcalc-{kvcalc.__version__}-py3-none-any.whl"
     assert f'data-wheel-url="{wheel}"' in html and (site / wheel).is_file()
     assert '<main id="app" data-state="loading"' in html and 'id="kvcalc-version"' in html
-    for rel in [*(f"pyodide/{f}" for f in build.PYODIDE_FILES), build.PLOTLY_URL, "app.js", "worker.js"]:
+    assets = [build.PLOTLY_URL, "app.js", "worker.js", "validation.md"]
+    for rel in [*(f"pyodide/{f}" for f in build.PYODIDE_FILES), *assets]:
         assert (site / rel).is_file(), rel
     assert not re.search(r"<(script|link)\b[^>]*\b(src|href)=[\"']?(https?:)?//", html), "external asset"
     for js in site.glob("*.js"):
@@ -148,6 +192,7 @@ def server(site: Path) -> Iterator[str]:
         ("/pyodide/pyodide.asm.wasm", "application/wasm"),
         ("/pyodide/pyodide.mjs", "text/javascript"),
         ("/worker.js", "text/javascript"),
+        ("/validation.md", "text/markdown"),
         ("/", "text/html"),
     ],
 )

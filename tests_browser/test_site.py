@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.request
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,6 +230,31 @@ def test_paste_config_adds_row_and_errors_name_the_field(page: Page) -> None:
     assert table_bytes(page, "cache:bf16")[custom_id] == want == expected_cache(LLAMA8, 131072, "bf16") // 2
     expect(page.locator("#chips")).to_contain_text("Half Llama")
     assert "c=" in page.evaluate("location.hash")
+
+
+def test_measured_exact_badge_and_validation_link(page: Page, site_server: str) -> None:
+    validation = json.loads((DOCS / "validation.json").read_text())
+    assert validation["models"][LLAMA8]["exact"]
+    page.goto("/")
+    wait_live(page)
+    badge = page.locator(f"#table tbody tr[data-id='{LLAMA8}'] th .badge.exact")
+    expect(badge).to_have_text("✔ measured exact")
+    title = badge.get_attribute("title") or ""
+    assert f"transformers {validation['transformers']}" in title
+    assert "1, 300 and 5000 tokens in bf16 and fp32" in title
+    expect(page.locator("#table tbody .badge.exact")).to_have_count(len(DEFAULTS))
+    paste(page, config_text(LLAMA8), "Pasted Llama")
+    settle(page)
+    row = page.locator("#table tbody tr", has_text="Pasted Llama")
+    expect(row).to_have_count(1)
+    expect(row.locator(".badge.exact")).to_have_count(0)
+    link = page.locator("#validation-link")
+    expect(link).to_have_text("validation table")
+    href = link.evaluate("a => a.href")
+    assert href == f"{site_server}/validation.md"
+    with urllib.request.urlopen(href) as response:
+        assert response.status == 200
+        assert "measured exact" in response.read().decode()
 
 
 def _hf_route(status: int | None, body: str = "") -> Any:
