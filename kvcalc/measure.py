@@ -750,8 +750,12 @@ def setting_key(seq_len: int, batch: int, dtype: str) -> str:
 
 
 def survey_config(config: dict, settings: Settings, timeout: float | None = None) -> dict:
-    """Measure one config at every setting; JSON-ready, errors recorded per setting."""
-    entry: dict[str, Any] = {"measurements": {}, "errors": {}}
+    """Measure one config at every setting; JSON-ready, errors and CPU seconds recorded per setting.
+
+    When the first setting fails the rest are not tried (the reason is the same: no cache, invalid
+    defaults, missing inputs); later failures (position tables, timeouts) are setting-specific.
+    """
+    entry: dict[str, Any] = {"measurements": {}, "errors": {}, "cpu_seconds": {}}
     for seq_len, batch, dtype in settings:
         key = setting_key(seq_len, batch, dtype)
         started = time.process_time()
@@ -759,7 +763,11 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
             m = measure_cache(config, seq_len, batch, dtype, timeout=timeout)
         except KVCalcError as exc:
             entry["errors"][key] = str(exc)[:500]
+            entry["cpu_seconds"][key] = round(time.process_time() - started, 2)
+            if not entry["measurements"]:
+                break
             continue
+        entry["cpu_seconds"][key] = round(time.process_time() - started, 2)
         entry.update(model_class=m.model_class, cache_class=m.cache_class)
         entry["measurements"][key] = {
             "total": m.total,
@@ -773,7 +781,6 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
             "attn_implementation": m.attn_implementation,
             "encoder_len": m.encoder_len,
             "beyond_position_table": m.beyond_position_table,
-            "cpu_seconds": round(time.process_time() - started, 2),
         }
     entry["buildable"] = bool(entry["measurements"])
     if not entry["buildable"]:
@@ -789,6 +796,36 @@ def _survey_model_type(args: tuple[str, Settings, float | None]) -> tuple[str, d
     except KVCalcError as exc:
         return model_type, {"buildable": False, "reason": str(exc)[:500], "measurements": {}, "errors": {}}
     return model_type, survey_config(config, settings, timeout)
+
+
+def _measure_job(args: tuple[dict, Settings, float | None]) -> dict[str, CacheMeasurement | str]:
+    config, settings, timeout = args
+    out: dict[str, CacheMeasurement | str] = {}
+    for seq_len, batch, dtype in settings:
+        try:
+            out[setting_key(seq_len, batch, dtype)] = measure_cache(
+                config, seq_len, batch, dtype, timeout=timeout
+            )
+        except KVCalcError as exc:
+            out[setting_key(seq_len, batch, dtype)] = str(exc)
+    return out
+
+
+def iter_measure_many(
+    jobs: list[tuple[dict, Settings]], *, timeout: float | None = None, processes: int = 1
+) -> Iterator[dict[str, CacheMeasurement | str]]:
+    """For each (config, settings) job, in order: setting key -> CacheMeasurement (or the error text).
+
+    ``processes > 1`` measures in spawned workers; closing the iterator stops them.
+    """
+    args = [(config, settings, timeout) for config, settings in jobs]
+    if processes <= 1:
+        yield from map(_measure_job, args)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        yield from pool.imap(_measure_job, args)
 
 
 def iter_survey_model_types(
