@@ -212,7 +212,10 @@ class MeasureTimeout(Exception):
 
 @contextlib.contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise MeasureTimeout after ``seconds`` (main thread only; otherwise no limit)."""
+    """Raise MeasureTimeout after ``seconds`` (main thread only; otherwise no limit).
+
+    An interval timer already running (e.g. pytest-timeout's) is resumed afterwards with its remaining time.
+    """
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -220,13 +223,18 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
     def on_alarm(signum: int, frame: Any) -> None:
         raise MeasureTimeout(f"measurement took longer than {seconds:g} s")
 
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_delay) if outer_delay else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            remaining = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
 
 
 def short_dtype(dtype: str) -> str:
@@ -525,7 +533,9 @@ def _position_table_exceeded(model: Any, seq_len: int, torch: Any) -> bool:
     return False
 
 
-def _inputs(plan: _Plan, model: Any, seq_len: int, batch: int, enc_len: int | None, device: str, torch: Any):
+def _inputs(
+    plan: _Plan, model: Any, seq_len: int, batch: int, enc_len: int | None, device: str, torch: Any
+) -> tuple[dict[str, Any], int | None]:
     """Model inputs for one prefill of seq_len decoder tokens; returns (kwargs, encoder_len)."""
     ids = torch.zeros((batch, seq_len), dtype=torch.long, device=device)
     if plan.inputs == "causal":
