@@ -10,16 +10,15 @@ criterion timestamps every step. The cache ``generate()`` returns is measured te
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kvcalc.errors import KVCalcError
+from kvcalc.measure import quiet
 
 __all__ = [
     "DecodeRun",
@@ -46,20 +45,6 @@ def backend() -> tuple[Any, Any]:
             f"kvcalc measure needs torch and transformers ({exc}): pip install kvcalc[measure]"
         ) from None
     return torch, transformers
-
-
-@contextlib.contextmanager
-def _quiet(transformers: Any) -> Iterator[None]:
-    """Silence transformers' logging and Python warnings (random-weight builds warn a lot)."""
-    logging = transformers.utils.logging
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.set_verbosity(level)
 
 
 def peak_rss_bytes() -> int:
@@ -92,7 +77,7 @@ def build_model(config: dict, dtype: str, threads: int) -> LoadedModel:
         torch.manual_seed(SEED)
         kwargs = {"dtype": getattr(torch, _TORCH_DTYPES[dtype]), "attn_implementation": attn}
         try:
-            with _quiet(transformers), torch.device("cpu"):
+            with quiet(transformers), torch.device("cpu"):
                 model = plan.model_class._from_config(copy.deepcopy(plan.config), **kwargs)
             break
         except ValueError as exc:  # "... does not support an attention implementation through sdpa"
@@ -171,7 +156,7 @@ def generate(
         "return_dict_in_generate": True,
         "stopping_criteria": _criteria(on_step, stamps),
     }
-    with _quiet(transformers), torch.no_grad():
+    with quiet(transformers), torch.no_grad():
         cpu0, start = time.process_time(), time.perf_counter()
         out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0

@@ -193,8 +193,8 @@ def _register_standins(torch: Any) -> None:
 
 
 @contextlib.contextmanager
-def _quiet(transformers: Any) -> Iterator[None]:
-    """Silence transformers' logging and Python warnings while building and running."""
+def quiet(transformers: Any) -> Iterator[None]:
+    """Silence transformers' logging and Python warnings while building and running models."""
     logging = transformers.utils.logging
     level = logging.get_verbosity()
     logging.set_verbosity_error()
@@ -256,7 +256,7 @@ def config_object(config: dict) -> Any:
 
     data = {k: _floats(v) for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
     model_type = data.get("model_type")
-    with _quiet(transformers):
+    with quiet(transformers):
         if model_type in CONFIG_MAPPING:
             return CONFIG_MAPPING[model_type].from_dict(data)
         # remote-code model types (kimi_k2 ...): use the transformers class named in `architectures`
@@ -349,7 +349,7 @@ def _build(config: dict, dtype: str, device: str, attn: str) -> tuple[Any, _Plan
     kwargs: dict[str, Any] = {"dtype": getattr(torch, _TORCH_DTYPES[dtype]), "attn_implementation": attn}
     if device == "meta" and plan.model_class._can_set_experts_implementation():
         kwargs["experts_implementation"] = STANDIN
-    with _quiet(transformers), torch.device(device):
+    with quiet(transformers), torch.device(device):
         model = plan.model_class._from_config(copy.deepcopy(plan.config), **kwargs)
     model.eval()
     _MODELS[key] = (model, plan)
@@ -559,7 +559,7 @@ def _run(
     torch, transformers = _import_backend()
     model, plan = _build(config, dtype, device, attn)
     kwargs, enc_len = _inputs(plan, model, seq_len, batch, enc_len, device, torch)
-    with _quiet(transformers), torch.no_grad():
+    with quiet(transformers), torch.no_grad():
         output = model(**kwargs, use_cache=True)
     cache = _find_cache(output)
     layers, total, aux, extra = _summarise_cache(cache, torch)
@@ -706,7 +706,7 @@ def default_config_dict(model_type: str) -> dict:
     if model_type not in CONFIG_MAPPING:
         raise KVCalcError(f"model_type {model_type!r} has no config class in transformers")
     try:
-        with _quiet(transformers):
+        with quiet(transformers):
             data = CONFIG_MAPPING[model_type]().to_dict()
     except Exception as exc:  # invalid class defaults raise validation errors
         raise KVCalcError(f"{model_type!r}: its config class defaults are invalid: {exc}") from exc
