@@ -829,13 +829,18 @@ def iter_measure_many(
     ``processes > 1`` measures in spawned workers; closing the iterator stops them.
     """
     args = [(config, settings, timeout) for config, settings in jobs]
+    yield from _map_jobs(_measure_job, args, processes)
+
+
+def _map_jobs(fn: Callable[[Any], Any], args: list[Any], processes: int) -> Iterator[Any]:
+    """``fn`` over ``args`` in order: in this process, or in spawned workers when processes > 1."""
     if processes <= 1:
-        yield from map(_measure_job, args)
+        yield from map(fn, args)
         return
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        yield from pool.imap(_measure_job, args)
+        yield from pool.imap(fn, args)
 
 
 def iter_survey_model_types(
@@ -850,14 +855,7 @@ def iter_survey_model_types(
     ``settings`` may be a function of the model type. Closing the iterator stops the workers.
     """
     jobs = [(mt, settings(mt) if callable(settings) else settings, timeout) for mt in model_types]
-    if processes <= 1:
-        for job in jobs:
-            yield _survey_model_type(job)
-        return
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        yield from pool.imap(_survey_model_type, jobs)
+    yield from _map_jobs(_survey_model_type, jobs, processes)
 
 
 def survey_model_types(
