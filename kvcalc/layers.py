@@ -289,9 +289,8 @@ class Mamba2(_State):
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
         d_inner = self.d_inner or self.n_heads * self.head_dim
-        groups = self.n_groups
-        if tp > 1 and groups % tp:
-            groups += tp - groups  # vLLM replicates groups so every rank has one
+        # vLLM replicates the groups when tp does not divide them, so each rank holds one: tp in all.
+        groups = tp if self.n_groups % tp else self.n_groups
         conv = (d_inner + 2 * groups * self.d_state, self.d_conv - conv_keep)
         return self._conv_and_state(batch, p, tp, conv, (self.n_heads, self.head_dim, self.d_state))
 
