@@ -6,6 +6,7 @@
 export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
   const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
   const pending = new Map();
+  const phases = [["worker created", performance.now()]];
   let nextId = 0;
   let settle;
   let dead = null;
@@ -30,7 +31,11 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
   }
 
   worker.addEventListener("message", ({ data }) => {
-    if (data.type === "ready") return settle.resolve(data.version);
+    if (data.type === "ready") {
+      // worker start-up phases as ms since this page's navigation start
+      phases.push(...data.phases.map(([name, t]) => [name, t - performance.timeOrigin]));
+      return settle.resolve(data.version);
+    }
     if (data.type === "fatal") return fail(new Error(data.error));
     const call = pending.get(data.id);
     if (!call) return;
@@ -56,5 +61,5 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
       }),
     );
   }
-  return { ready, call };
+  return { ready, call, phases };
 }

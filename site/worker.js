@@ -3,6 +3,10 @@
 // is answered with {id, response} (or {id, error}) by kvcalc.web.compute, Python's only door.
 let compute = null;
 let started = false;
+// Start-up phases, ms since the page's navigation start (worker clock shifted to the page's).
+const phases = [];
+const mark = (name) => phases.push([name, performance.timeOrigin + performance.now()]);
+mark("worker");
 
 function lastLine(err) {
   const text = String((err && err.message) || err).trim();
@@ -17,15 +21,19 @@ async function fetchWheel(wheelURL) {
 
 async function init({ indexURL, wheelURL }) {
   const { loadPyodide } = await import(`${indexURL}pyodide.mjs`);
+  mark("pyodide.mjs");
   // The wheel downloads while Pyodide starts; a failed download is reported at once.
   // packageBaseUrl: any package Pyodide fetches comes from our own origin, never a third party.
   const [pyodide, wheel] = await Promise.all([
     loadPyodide({ indexURL, packageBaseUrl: indexURL }),
-    fetchWheel(wheelURL),
+    fetchWheel(wheelURL).then((wheel) => { mark("wheel fetched"); return wheel; }),
   ]);
+  mark("loadPyodide");
   // Unpacking the pure-Python wheel into site-packages takes ~40 ms; loadPackage() ~300 ms more.
   pyodide.unpackArchive(wheel, "wheel");
+  mark("unpack");
   compute = pyodide.pyimport("kvcalc.web").compute; // throws if the wheel did not load
+  mark("import kvcalc");
   const answer = JSON.parse(compute(JSON.stringify({ op: "version" })));
   if (!answer.ok) throw new Error(`kvcalc version request failed: ${answer.error}`);
   return answer.version;
@@ -42,7 +50,9 @@ self.addEventListener("unhandledrejection", (event) => {
 self.addEventListener("message", async ({ data }) => {
   if (data.type === "init") {
     try {
-      postMessage({ type: "ready", version: await init(data) });
+      const version = await init(data);
+      mark("version");
+      postMessage({ type: "ready", version, phases });
       started = true;
     } catch (err) {
       postMessage({ type: "fatal", error: lastLine(err) });

@@ -166,6 +166,41 @@ def test_built_site_is_complete_and_self_contained(site: Path) -> None:
     )
 
 
+def _modules(names: list[str]) -> set[str]:
+    return {n.removesuffix("c") for n in names if n.endswith((".py", ".pyc"))}
+
+
+def test_site_stdlib_is_pyodides_with_startup_modules_precompiled(site: Path) -> None:
+    """Same modules as Pyodide's own zip, none lost; what the page imports ships as bytecode."""
+    with zipfile.ZipFile(build.PYODIDE_DIR / build.STDLIB_ZIP) as zf:
+        upstream = zf.namelist()
+    with zipfile.ZipFile(site / "pyodide" / build.STDLIB_ZIP) as zf:
+        shipped = zf.namelist()
+        magic = {zf.read(n)[:4] for n in shipped if n.endswith(".pyc")}
+        flags = {zf.read(n)[4:8] for n in shipped if n.endswith(".pyc")}
+    assert _modules(shipped) == _modules(upstream)
+    compiled = {n for n in shipped if n.endswith(".pyc")}
+    needed = {"json/__init__.pyc", "dataclasses.pyc", "typing.pyc", "_pyodide/_base.pyc", "asyncio/tasks.pyc"}
+    assert needed <= compiled, needed - compiled
+    assert len(compiled) < len(shipped) / 2  # only what is imported, the rest stays source
+    assert len(magic) == 1 and flags == {(1).to_bytes(4, "little")}  # one interpreter; unchecked hash
+
+
+def test_site_wheel_carries_bytecode_for_the_modules_the_page_imports(site: Path) -> None:
+    wheel = site / "wheels" / build.wheel_name(kvcalc.__version__)
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        with zipfile.ZipFile(site / "pyodide" / build.STDLIB_ZIP) as stdlib:
+            magic = stdlib.read("json/__init__.pyc")[:4]
+        pycs = [n for n in names if n.endswith(".pyc")]
+        assert {zf.read(n)[:4] for n in pycs} == {magic}
+    tags = {re.fullmatch(r"kvcalc/__pycache__/(\w+)\.(cpython-3\d+)\.pyc", n).group(2) for n in pycs}  # type: ignore[union-attr]
+    assert len(tags) == 1
+    imported = {n.split("/")[-1].split(".")[0] for n in pycs}
+    assert {"__init__", "web", "layers", "memory", "config"} <= imported
+    assert "measure" not in imported  # torch-side modules are never imported by the page
+
+
 def test_rebuild_prunes_stale_outputs_only(site: Path) -> None:
     stale = site / "wheels" / "kvcalc-0.0.0-py3-none-any.whl"
     stale.write_bytes(b"old")
