@@ -54,6 +54,15 @@ PLOTLY = devenv.NODE_MODULES / "plotly.js-dist-min" / "plotly.min.js"
 BYTECODE_SCRIPT = ROOT / "tools" / "pyodide_bytecode.mjs"
 BYTECODE_CACHE = ROOT / ".cache" / "bytecode"  # one entry per input hash; the newest only is kept
 STDLIB_ZIP = "python_stdlib.zip"
+#: Standard-library entries the page never needs (network, e-mail, XML, UI, debugging, testing, and
+#: legacy 8-bit codec tables), left out of the shipped zip to keep the download under budget. Only
+#: entries nothing imported are left out (see tools/pyodide_bytecode.mjs), and
+#: tests/test_build.py checks kvcalc never imports them.
+STDLIB_DROP = (
+    r"(email|http|xml|xmlrpc|multiprocessing|unittest|_pyrepl|wsgiref|ctypes|html)/.*",
+    r"(pdb|doctest|pydoc|imaplib|mailbox|smtplib|ftplib|poplib)\.py",
+    r"encodings/(cp\d+|iso8859_\d+|mac_\w+|koi8_\w+|kz1048|ptcp154|tis_620|hp_roman8|palmos)\.py",
+)
 
 # Site layout (relative URLs, so the site also works under a sub-path such as GitHub Pages').
 WHEEL_DIR = "wheels"
@@ -185,11 +194,12 @@ def warmup_requests(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def pyodide_bytecode(plain_wheel: bytes, entries: list[dict[str, Any]]) -> tuple[Path, dict[str, bytes]]:
     """Run tools/pyodide_bytecode.mjs (Pyodide in Node) once per input change.
 
-    Returns the standard-library zip to ship (modules the page imports precompiled) and the
-    kvcalc .pyc files to add to the site's wheel. Precompiled, Pyodide starts in ~0.4 s instead of
-    ~2.3 s on a 2-core machine: its npm package ships the standard library as sources only.
+    Returns the standard-library zip to ship (modules the page imports precompiled, STDLIB_DROP
+    left out) and the kvcalc .pyc files to add to the site's wheel. Precompiled, Pyodide starts in
+    ~0.4 s instead of ~2.3 s on a 2-core machine: its npm package ships the stdlib as sources only.
     """
-    requests = json.dumps(warmup_requests(entries), sort_keys=True).encode()
+    job = {"requests": warmup_requests(entries), "drop": list(STDLIB_DROP)}
+    requests = json.dumps(job, sort_keys=True).encode()
     lock = (PYODIDE_DIR / "package.json").read_bytes()
     key = hashlib.sha256(b"\0".join([plain_wheel, requests, lock, BYTECODE_SCRIPT.read_bytes()])).hexdigest()
     cache = BYTECODE_CACHE / key[:16]

@@ -38,10 +38,13 @@ def param_counts(model: Model) -> dict[str, Any] | None:
     return {"total": p.total, "active": p.active, "exact": p.exact}
 
 
-def weight_bytes(model: Model, tensor_parallel_size: int = 1) -> dict[str, Any] | None:
-    """{bytes, format, description} of the checkpoint's weights on one rank, or None (see above)."""
+def weight_bytes(
+    model: Model, tensor_parallel_size: int = 1, counted: params.ParamCount | None = None
+) -> dict[str, Any] | None:
+    """{bytes, format, description} of the checkpoint's weights on one rank, or None (see above).
+    ``counted``: the model's parameter count when already known (counting is the slow part)."""
     try:
-        w = params.weight_bytes(model, tensor_parallel_size=tensor_parallel_size)
+        w = params.weight_bytes(model, tensor_parallel_size=tensor_parallel_size, params=counted)
     except (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError):
         return None
     return {"bytes": w.total, "format": w.format, "description": w.description}

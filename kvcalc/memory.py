@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvcalc.dtypes import FP32, MODEL_DTYPES, get_dtype
@@ -102,10 +103,27 @@ class VLLMPage:
     block_size: int
 
 
-def _vllm_pages(model: Model, req: Request) -> list[tuple[VLLMPage, ...]]:
-    """Per layer, the pages one request needs (GUIDE §4), one entry per cache the layer holds."""
-    tp, L = req.tensor_parallel_size, req.seq_len
-    in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
+@dataclass(frozen=True)
+class _VLLMCache:
+    """One cache of one layer under vLLM, before the length is known: its page and, for a
+    recurrent state, the fixed pages per request (``None``: pages grow with the length)."""
+
+    leaf: LayerSpec
+    page_bytes: int
+    fixed_pages: int | None
+
+    def pages(self, tokens: int, block: int, in_flight: int) -> int:
+        if not tokens:
+            return 0
+        if self.fixed_pages is not None:
+            return self.fixed_pages
+        return self.leaf.vllm_blocks(tokens, block, in_flight)  # type: ignore[attr-defined,no-any-return]
+
+
+def _vllm_layout(model: Model, req: Request) -> tuple[int, list[tuple[_VLLMCache, ...]]]:
+    """The attention block size in force and, per layer, its caches (GUIDE §4): everything about
+    vLLM's pages that does not depend on the length (``req.seq_len`` is not read)."""
+    tp = req.tensor_parallel_size
     leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
     paged = [x for x in leaves if x.paged]
     states = [x for x in leaves if isinstance(x, _State)]
@@ -119,24 +137,58 @@ def _vllm_pages(model: Model, req: Request) -> list[tuple[VLLMPage, ...]]:
     n_state = VLLM_STATE_PAGES[req.enable_prefix_caching]
     out = []
     for layer in model.layers:
-        pages = []
+        caches = []
         for leaf in layer.leaves():
             p = _precision(model, req, leaf)
             if isinstance(leaf, _State):
-                page, n = padded_state or leaf.vllm_state_bytes(p, tp), n_state
+                caches.append(_VLLMCache(leaf, padded_state or leaf.vllm_state_bytes(p, tp), n_state))
             elif leaf.paged:
-                page = leaf.vllm_page_bytes(block, p, tp)  # type: ignore[attr-defined]
-                n = leaf.vllm_blocks(L, block, in_flight)  # type: ignore[attr-defined]
-            else:
-                continue
-            pages.append(VLLMPage(leaf.kind, page, n if L else 0, block))
-        out.append(tuple(pages))
-    return out
+                caches.append(_VLLMCache(leaf, leaf.vllm_page_bytes(block, p, tp), None))  # type: ignore[attr-defined]
+        out.append(tuple(caches))
+    return block, out
+
+
+def _vllm_pages(model: Model, req: Request) -> list[tuple[VLLMPage, ...]]:
+    """Per layer, the pages one request of ``req.seq_len`` tokens needs, one entry per cache."""
+    block, layout = _vllm_layout(model, req)
+    in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
+    n = req.seq_len
+    page = lambda c: VLLMPage(c.leaf.kind, c.page_bytes, c.pages(n, block, in_flight), block)  # noqa: E731
+    return [tuple(map(page, layer)) for layer in layout]
 
 
 def _vllm_layers(model: Model, req: Request) -> list[int]:
     """vLLM per-request pages × batch, per layer (GUIDE §4)."""
     return [sum(x.page_bytes * x.pages for x in layer) * req.batch_size for layer in _vllm_pages(model, req)]
+
+
+def vllm_layer_bytes_over(
+    model: Model,
+    seq_lens: Sequence[int],
+    *,
+    kv_dtype: str = "bf16",
+    tensor_parallel_size: int = 1,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 8192,
+    enable_prefix_caching: bool = True,
+) -> list[list[int]]:
+    """For each length, what :func:`layer_bytes` gives with ``engine="vllm"``, ``batch_size=1``;
+    the page layout is worked out once, so a whole chart line costs little more than one point."""
+    lengths = [check_int(n, "seq_len", minimum=0, maximum=LIMITS["tokens"]) for n in seq_lens]
+    req = _request(
+        model,
+        0,
+        batch_size=1,
+        kv_dtype=kv_dtype,
+        engine="vllm",
+        tensor_parallel_size=tensor_parallel_size,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        enable_prefix_caching=enable_prefix_caching,
+    )
+    block, layout = _vllm_layout(model, req)
+    in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
+    return [[sum(c.page_bytes * c.pages(n, block, in_flight) for c in x) for x in layout] for n in lengths]
 
 
 def vllm_layer_pages(

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from kvcalc.layers import ChunkedAttention, SlidingWindow
-from kvcalc.memory import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes
+from kvcalc.memory import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
 from kvcalc.model import Model
 
 MIN_CONTEXT = 1024
@@ -133,8 +133,12 @@ class Prepared:
 
     def by_kind(self, seq_len: int, batch: int, dtype: str, eng: Engine) -> dict[str, int]:
         """Same as breakdown(...), without the kinds that never hold bytes."""
+        return self._grouped(self._layer_bytes(seq_len, batch, dtype, eng))
+
+    def _grouped(self, sizes: list[int]) -> dict[str, int]:
+        """Bytes per kind from bytes per distinct layer (already multiplied by its count)."""
         out: dict[str, int] = {}
-        for kind, size in zip(self.kinds, self._layer_bytes(seq_len, batch, dtype, eng), strict=True):
+        for kind, size in zip(self.kinds, sizes, strict=True):
             if kind not in EMPTY_KINDS:
                 out[kind] = out.get(kind, 0) + size
         return out
@@ -160,9 +164,11 @@ class Prepared:
         two :func:`breakpoints` (full: c·L, windows: c·min(L, W), states: constant), so each such
         run is computed at its start, start + 1 and end, and filled in — checked at the end against
         the direct value, and computed point by point if the check ever fails. vLLM's paged sizes
-        are step functions: always point by point."""
+        are step functions: every point, from a page layout worked out once."""
         if eng.engine == "vllm":
-            return [self.by_kind(x, 1, dtype, eng) for x in xs]
+            kw = {k: v for k, v in eng.kwargs().items() if k != "engine"}
+            rows = vllm_layer_bytes_over(self.unique, xs, kv_dtype=dtype, **kw)  # type: ignore[arg-type]
+            return [self._grouped([b * c for b, c in zip(row, self.counts, strict=True)]) for row in rows]
         cuts = breakpoints(self.model, eng)
         out: list[dict[str, int]] = [self.by_kind(xs[0], 1, dtype, eng)]
         i = 0

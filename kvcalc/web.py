@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import kvcalc
-from kvcalc import hardware
+from kvcalc import hardware, params
 from kvcalc.errors import KVCalcError
 from kvcalc.facts import facts
 from kvcalc.fields import check_int
@@ -194,13 +194,21 @@ def _memo(prep: Prepared, key: object, make: Any) -> Any:
     return prep.memo[key]
 
 
+def _count_params(prep: Prepared) -> params.ParamCount | None:
+    try:
+        return params.count_params(prep.model)
+    except (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError):
+        return None  # weight_bytes then counts again and reports the failure as None
+
+
 def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the charts and table show for one model under the chosen controls."""
     eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
     tp, b, L = s.tensor_parallel_size, s.batch_size, s.seq_len
     row = describe(model_id, prep)
-    weights = _memo(prep, ("weights", 1), lambda: hardware.weight_bytes(prep.model))
-    rank = _memo(prep, ("weights", tp), lambda: hardware.weight_bytes(prep.model, tp))
+    counted = _memo(prep, "param_count", lambda: _count_params(prep))
+    weights = _memo(prep, ("weights", 1), lambda: hardware.weight_bytes(prep.model, 1, counted))
+    rank = _memo(prep, ("weights", tp), lambda: hardware.weight_bytes(prep.model, tp, counted))
     per_gpu = None if rank is None else rank["bytes"]
     parts = {d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes}
     cache = {d: sum(p.values()) for d, p in parts.items()}

@@ -166,19 +166,45 @@ def test_built_site_is_complete_and_self_contained(site: Path) -> None:
     )
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level module names a source file imports anywhere (functions included)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_page_modules_never_import_what_the_site_leaves_out(site: Path) -> None:
+    with zipfile.ZipFile(site / "wheels" / build.wheel_name(kvcalc.__version__)) as zf:
+        pycs = [n for n in zf.namelist() if n.endswith(".pyc")]
+    sources = {build.ROOT / "kvcalc" / f"{n.split('/')[-1].split('.')[0]}.py" for n in pycs}
+    drop = re.compile("|".join(f"(?:{p})" for p in build.STDLIB_DROP))
+    for source in sources:
+        bad = {m for m in _imported_modules(source) if drop.fullmatch(f"{m}/x") or drop.fullmatch(f"{m}.py")}
+        assert not bad, f"{source.name} imports {bad}, which the site leaves out (build.STDLIB_DROP)"
+
+
 def _modules(names: list[str]) -> set[str]:
     return {n.removesuffix("c") for n in names if n.endswith((".py", ".pyc"))}
 
 
 def test_site_stdlib_is_pyodides_with_startup_modules_precompiled(site: Path) -> None:
-    """Same modules as Pyodide's own zip, none lost; what the page imports ships as bytecode."""
+    """Pyodide's own modules but STDLIB_DROP; what the page imports ships as bytecode."""
     with zipfile.ZipFile(build.PYODIDE_DIR / build.STDLIB_ZIP) as zf:
         upstream = zf.namelist()
     with zipfile.ZipFile(site / "pyodide" / build.STDLIB_ZIP) as zf:
         shipped = zf.namelist()
         magic = {zf.read(n)[:4] for n in shipped if n.endswith(".pyc")}
         flags = {zf.read(n)[4:8] for n in shipped if n.endswith(".pyc")}
-    assert _modules(shipped) == _modules(upstream)
+    drop = re.compile("|".join(f"(?:{p})" for p in build.STDLIB_DROP))
+    missing = _modules(upstream) - _modules(shipped)
+    assert missing and all(drop.fullmatch(n) for n in missing)
+    assert "encodings/utf_8.pyc" in shipped and "encodings/cp1252.py" not in shipped
     compiled = {n for n in shipped if n.endswith(".pyc")}
     needed = {"json/__init__.pyc", "dataclasses.pyc", "typing.pyc", "_pyodide/_base.pyc", "asyncio/tasks.pyc"}
     assert needed <= compiled, needed - compiled

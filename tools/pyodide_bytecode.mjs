@@ -1,6 +1,8 @@
 // Precompile the Python the page runs at start-up into bytecode for Pyodide's own interpreter.
 //
-//   node tools/pyodide_bytecode.mjs <pyodide dir> <kvcalc wheel> <requests.json> <out dir>
+//   node tools/pyodide_bytecode.mjs <pyodide dir> <kvcalc wheel> <job.json> <out dir>
+//
+// job.json: {"requests": [kvcalc.web requests], "drop": [regular expressions over zip entry names]}
 //
 // Pyodide's npm package ships its standard library as .py sources, so every start-up compiles the
 // ~100 modules it imports (about 1.8 s of the worker's 2 s start on a 2-core machine). This runs
@@ -8,7 +10,8 @@
 // kvcalc.web.compute (so lazily imported modules load too), then writes into <out dir>:
 //   python_stdlib.zip  the stdlib zip with each module that was imported replaced by an
 //                      unchecked hash-based .pyc (PEP 552) without docstrings and asserts
-//                      (optimize=2, as `python -OO`); every other module stays source
+//                      (optimize=2, as `python -OO`); entries matching a "drop" pattern left out
+//                      unless imported; every other module stays source
 //   kvcalc-pyc.json    {"files": {"kvcalc/__pycache__/<mod>.cpython-3XY.pyc": base64}} for the
 //                      wheel (the kvcalc modules imported), and "stdlib_compiled" (the list)
 // The .pyc files come from the interpreter that will run them, so the magic number always matches.
@@ -16,9 +19,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [pyodideDir, wheelPath, requestsPath, outDir] = process.argv.slice(2);
+const [pyodideDir, wheelPath, jobPath, outDir] = process.argv.slice(2);
 if (!outDir) {
-  console.error("usage: node pyodide_bytecode.mjs <pyodide dir> <wheel> <requests.json> <out dir>");
+  console.error("usage: node pyodide_bytecode.mjs <pyodide dir> <wheel> <job.json> <out dir>");
   process.exit(2);
 }
 // Errors: one readable line on stderr (Pyodide's own would print its whole minified source).
@@ -29,14 +32,15 @@ process.on("uncaughtException", (err) => {
 const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
 const pyodide = await loadPyodide({ indexURL: `${path.resolve(pyodideDir)}/` });
 pyodide.unpackArchive(new Uint8Array(fs.readFileSync(wheelPath)), "wheel");
-pyodide.globals.set("REQUESTS", fs.readFileSync(requestsPath, "utf8"));
+pyodide.globals.set("JOB", fs.readFileSync(jobPath, "utf8"));
 pyodide.globals.set("OUT", "/tmp/kvcalc-bytecode");
 pyodide.runPython(`
-import json, os, sys
+import json, os, re, sys
 
 from kvcalc import web
 
-for request in json.loads(REQUESTS):
+job = json.loads(JOB)
+for request in job["requests"]:
     answer = json.loads(web.compute(json.dumps(request)))
     if not answer.get("ok") and request.get("expect_ok", True):
         raise SystemExit(f"warm-up request {request['op']} failed: {answer.get('error')}")
@@ -57,8 +61,13 @@ def pyc(source, filename, optimize):
     return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
 
 os.makedirs(OUT, exist_ok=True)
+drop = re.compile("|".join(f"(?:{p})" for p in job["drop"]) or "(?!)")
+dropped = []
 with zipfile.ZipFile(stdlib) as src, zipfile.ZipFile(f"{OUT}/python_stdlib.zip", "w") as dst:
     for info in src.infolist():
+        if info.filename not in imported and drop.fullmatch(info.filename):
+            dropped.append(info.filename)
+            continue
         data = src.read(info)
         if info.filename in imported:
             out = zipfile.ZipInfo(info.filename + "c", info.date_time)
@@ -78,7 +87,7 @@ for name, module in sorted(sys.modules.items()):
         rel = os.path.relpath(importlib.util.cache_from_source(full), root)
         compiled[rel] = base64.b64encode(pyc(data, os.path.relpath(full, root), 0)).decode()
 with open(f"{OUT}/kvcalc-pyc.json", "w") as f:
-    json.dump({"stdlib_compiled": sorted(imported), "files": compiled}, f, sort_keys=True)
+    json.dump({"stdlib_compiled": sorted(imported), "stdlib_dropped": dropped, "files": compiled}, f, sort_keys=True)
 `);
 fs.mkdirSync(outDir, { recursive: true });
 for (const name of ["python_stdlib.zip", "kvcalc-pyc.json"]) {
