@@ -179,12 +179,26 @@ def load(page: Any, url: str, root: Path, wait_ready: bool, gz: dict[Path, int])
     return Load(first, ready, phases, fcp, longest, longest_chart, raw, gzipped, urls)
 
 
-def control_changes(page: Any, n: int) -> tuple[list[float], float]:
-    """Time n control changes to charts-updated; return the times and the longest task meanwhile."""
-    page.evaluate("() => { window.__longtasks = []; }")
+#: The page's own performance.measure spans ("kvcalc:<stage>"), read after each control change.
+STAGES_JS = """() => {
+  const out = {};
+  for (const e of performance.getEntriesByType("measure")) {
+    if (e.name.startsWith("kvcalc:")) out[e.name.slice(7)] = (out[e.name.slice(7)] ?? 0) + e.duration;
+  }
+  performance.clearMeasures();
+  return out;
+}"""
+
+
+def control_changes(page: Any, n: int, stages: dict[str, list[float]]) -> tuple[list[float], float]:
+    """Time n control changes to charts-updated (adding each change's stage times to `stages`);
+    return the times and the longest task meanwhile."""
+    page.evaluate("() => { window.__longtasks = []; performance.clearMeasures(); }")
     times = []
     for i in range(n):
         times.append(page.evaluate(CHANGE_JS, list(CHANGES[i % len(CHANGES)])))
+        for name, ms in page.evaluate(STAGES_JS).items():
+            stages.setdefault(name, []).append(ms)
     page.wait_for_timeout(200)
     tasks = page.evaluate("() => window.__longtasks")
     return times, max((d for _, d in tasks), default=0.0)
@@ -211,6 +225,7 @@ def run(args: argparse.Namespace) -> None:
         results: dict[str, dict[str, list[Load]]] = {k: {"cold": [], "warm": []} for k in targets}
         changes: list[float] = []
         change_tasks: list[float] = []
+        stages: dict[str, list[float]] = {}
         gz: dict[Path, int] = {}
         with sync_playwright() as p:
             browser = p.chromium.launch(**launch_options())
@@ -236,13 +251,13 @@ def run(args: argparse.Namespace) -> None:
                         page = ctx.new_page()
                         results[name]["warm"].append(load(page, url, root, is_site, gz))
                         if is_site and args.changes:
-                            times, longest = control_changes(page, args.changes)
+                            times, longest = control_changes(page, args.changes, stages)
                             changes += times
                             change_tasks.append(longest)
                         page.close()
                     ctx.close()
         server.shutdown()
-    report(results, changes, change_tasks, args)
+    report(results, changes, change_tasks, stages, args)
 
 
 def fmt_ms(v: float | None) -> str:
@@ -250,7 +265,11 @@ def fmt_ms(v: float | None) -> str:
 
 
 def report(
-    results: dict[str, dict[str, list[Load]]], changes: list[float], change_tasks: list[float], args: Any
+    results: dict[str, dict[str, list[Load]]],
+    changes: list[float],
+    change_tasks: list[float],
+    stages: dict[str, list[float]],
+    args: Any,
 ) -> None:
     def med(name: str, mode: str, attr: str) -> float:
         vals = [getattr(x, attr) for x in results[name][mode] if getattr(x, attr) is not None]
@@ -292,6 +311,15 @@ def report(
         f"control change → charts updated: p50 {fmt_ms(p50)}, p95 {fmt_ms(p95)}, "
         f"max {fmt_ms(max(changes, default=None))}"
     )
+    labels = {"compute": "Python (worker round trip)", "bar": "bar chart", "line": "line chart"}
+    labels["table"] = "table and insights"
+    parts = [
+        f"{labels[k]} {percentile(stages[k], 0.5):,.0f}/{percentile(stages[k], 0.95):,.0f}"
+        for k in labels
+        if k in stages
+    ]
+    if parts:
+        print(f"  per stage, p50/p95 ms: {', '.join(parts)}")
     print(
         f"longest main-thread task after first paint: site {fmt_ms(lt_site)} (warm loads {fmt_ms(lt_warm)}), "
         f"during control changes {fmt_ms(max(change_tasks, default=0.0))}, bare page {fmt_ms(lt_bare)}"

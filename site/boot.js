@@ -1,7 +1,7 @@
-// Starts Python (Pyodide in a Web Worker). app.js imports this first, so the worker starts just
-// before the build-time charts are drawn and loads on the other core meanwhile. (Not earlier, e.g.
-// as an async script: on a 2-core machine Pyodide's start then competes with Plotly's parse and the
-// first chart came ~0.9 s later, measured.)  window.kvcalc = {ready, call, phases}: see pyodide-client.js.
+// Starts Python (Pyodide in a Web Worker) when app.js asks: right after the first paint. (Earlier,
+// e.g. as an async script, Pyodide's download and compile compete with Plotly's parse and the first
+// draw for a small machine's cores: on 2 cores the first chart came ~0.9 s later, measured.)
+// window.kvcalc = {ready, call, phases}: see pyodide-client.js.
 import { startWorker } from "./pyodide-client.js";
 
 const LOAD_TIMEOUT_MS = globalThis.kvcalcLoadTimeoutMs ?? 20000; // tests may shorten it via an init script
@@ -9,9 +9,17 @@ const absolute = (url) => new URL(url, document.baseURI).href;
 // <html data-pyodide-url data-wheel-url> says where everything is.
 const paths = document.documentElement.dataset;
 
-export const kvcalc = startWorker({
-  pyodideURL: absolute(paths.pyodideUrl),
-  wheelURL: absolute(paths.wheelUrl),
-  timeoutMs: LOAD_TIMEOUT_MS,
-});
-window.kvcalc = kvcalc;
+let started = null;
+
+/** Start Pyodide in its worker, once; returns {ready, call, phases} (also window.kvcalc). */
+export function startPython() {
+  if (!started) {
+    started = startWorker({
+      pyodideURL: absolute(paths.pyodideUrl),
+      wheelURL: absolute(paths.wheelUrl),
+      timeoutMs: LOAD_TIMEOUT_MS,
+    });
+    window.kvcalc = started;
+  }
+  return started;
+}

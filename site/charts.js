@@ -51,7 +51,12 @@ function baseLayout(t, narrow) {
 }
 
 function axis(t, extra) {
-  return { gridcolor: t.grid, zerolinecolor: t.grid, linecolor: t.grid, tickcolor: t.grid, automargin: true, ...extra };
+  // ticklabeloverflow "allow": Plotly otherwise measures every tick label on every update to hide
+  // those past the chart (none are: margins make room), a forced layout each time.
+  return {
+    gridcolor: t.grid, zerolinecolor: t.grid, linecolor: t.grid, tickcolor: t.grid, automargin: true,
+    ticklabeloverflow: "allow", ...extra,
+  };
 }
 
 function breakdownLines(row, parts, labels) {
