@@ -40,6 +40,13 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
     const call = pending.get(data.id);
     if (!call) return;
     pending.delete(data.id);
+    if (data.at) {
+      // worker clock → this page's: both count from their own timeOrigin
+      const [start, end] = data.at.map((t) => t - performance.timeOrigin);
+      performance.measure("kvcalc:to-worker", { start: call.sent, end: start });
+      performance.measure("kvcalc:python", { start, end });
+      performance.measure("kvcalc:from-worker", { start: end, end: performance.now() });
+    }
     if ("error" in data) call.reject(new Error(data.error));
     else call.resolve(data.response);
   });
@@ -56,7 +63,7 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
     return ready.then(
       () => new Promise((resolve, reject) => {
         const id = ++nextId;
-        pending.set(id, { resolve, reject });
+        pending.set(id, { resolve, reject, sent: performance.now() });
         worker.postMessage({ id, request });
       }),
     );

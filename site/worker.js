@@ -61,7 +61,10 @@ self.addEventListener("message", async ({ data }) => {
   }
   const { id, request } = data;
   try {
-    postMessage({ id, response: JSON.parse(compute(JSON.stringify(request))) });
+    const start = performance.now();
+    const response = JSON.parse(compute(JSON.stringify(request)));
+    const at = [performance.timeOrigin + start, performance.timeOrigin + performance.now()];
+    postMessage({ id, response, at });
   } catch (err) {
     postMessage({ id, error: lastLine(err) });
   }
