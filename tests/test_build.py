@@ -307,3 +307,13 @@ def test_browser_missing_says_what_to_install(no_browser: Path, monkeypatch: pyt
     monkeypatch.setattr(devenv, "can_apt_install", lambda: False)
     with pytest.raises(SystemExit, match="playwright install --with-deps chromium.*apt-get install chromium"):
         devenv.ensure_browser()
+
+
+def test_bytecode_step_failure_is_one_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "broken.mjs"
+    script.write_text('console.error("pyodide_bytecode: warm-up failed: boom"); process.exit(1);\n')
+    monkeypatch.setattr(build, "BYTECODE_SCRIPT", script)
+    monkeypatch.setattr(build, "BYTECODE_CACHE", tmp_path / "cache")
+    with pytest.raises(SystemExit, match="precompiling Python for Pyodide failed: .*boom"):
+        build.pyodide_bytecode(b"not a wheel", [])
+    assert not list((tmp_path / "cache").rglob("done"))  # a failed run is redone next time
