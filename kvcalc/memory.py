@@ -175,17 +175,9 @@ def vllm_layer_bytes_over(
     """For each length, what :func:`layer_bytes` gives with ``engine="vllm"``, ``batch_size=1``;
     the page layout is worked out once, so a whole chart line costs little more than one point."""
     lengths = [check_int(n, "seq_len", minimum=0, maximum=LIMITS["tokens"]) for n in seq_lens]
-    req = _request(
-        model,
-        0,
-        batch_size=1,
-        kv_dtype=kv_dtype,
-        engine="vllm",
-        tensor_parallel_size=tensor_parallel_size,
-        block_size=block_size,
-        max_num_batched_tokens=max_num_batched_tokens,
-        enable_prefix_caching=enable_prefix_caching,
-    )
+    kw = {"tensor_parallel_size": tensor_parallel_size, "block_size": block_size}
+    kw |= {"max_num_batched_tokens": max_num_batched_tokens, "enable_prefix_caching": enable_prefix_caching}
+    req = _request(model, 0, batch_size=1, kv_dtype=kv_dtype, engine="vllm", **kw)
     block, layout = _vllm_layout(model, req)
     in_flight = VLLM_CONCURRENT_BATCHES * req.max_num_batched_tokens
     return [[sum(c.page_bytes * c.pages(n, block, in_flight) for c in x) for x in layout] for n in lengths]
@@ -206,18 +198,9 @@ def vllm_layer_pages(
     ``sum(page_bytes * pages)`` over a layer equals :func:`layer_bytes` with ``engine="vllm"``,
     ``batch_size=1``. Layers without a cache give an empty tuple.
     """
-    req = _request(
-        model,
-        seq_len,
-        batch_size=1,
-        kv_dtype=kv_dtype,
-        engine="vllm",
-        tensor_parallel_size=tensor_parallel_size,
-        block_size=block_size,
-        max_num_batched_tokens=max_num_batched_tokens,
-        enable_prefix_caching=enable_prefix_caching,
-    )
-    return _vllm_pages(model, req)
+    kw = {"tensor_parallel_size": tensor_parallel_size, "block_size": block_size}
+    kw |= {"max_num_batched_tokens": max_num_batched_tokens, "enable_prefix_caching": enable_prefix_caching}
+    return _vllm_pages(model, _request(model, seq_len, batch_size=1, kv_dtype=kv_dtype, engine="vllm", **kw))
 
 
 def layer_bytes(
