@@ -308,8 +308,9 @@ def site_data(entries: list[dict[str, Any]]) -> dict[str, Any]:
 def site_context(wheel_file: str) -> dict[str, Any]:
     """Everything index.html.j2 sees.
 
-    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), validation_url (the copied
-    docs/validation.md, "" without one), data_json (a JSON string safe to put in
+    Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), modules (what app.js
+    imports: :func:`module_graph`), validation_url (the copied docs/validation.md, "" without
+    one), data_json (a JSON string safe to put in
     <script type="application/json" id="kvcalc-data">: see :func:`site_data`).
     """
     return {
@@ -318,8 +319,28 @@ def site_context(wheel_file: str) -> dict[str, Any]:
         "wheel_url": f"{WHEEL_DIR}/{wheel_file}",
         "pyodide_url": PYODIDE_URL,
         "plotly_url": PLOTLY_URL,
+        "modules": module_graph()[1:],
         "data_json": embed_json(site_data(model_entries())),
     }
+
+
+IMPORT_RE = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s*["'](\./[\w.-]+\.js)["']""", re.MULTILINE)
+
+
+def module_graph(entry: str = "app.js") -> list[str]:
+    """site/ modules `entry` imports, directly or not (static `./x.js` imports), entry first.
+    The page preloads them all at once (<link rel="modulepreload">) instead of discovering them
+    import by import."""
+    order: list[str] = []
+    todo = [entry]
+    while todo:
+        name = todo.pop(0)
+        if name in order:
+            continue
+        order.append(name)
+        text = (SITE_SRC / name).read_text(encoding="utf-8")
+        todo += [m.removeprefix("./") for m in IMPORT_RE.findall(text)]
+    return order
 
 
 def render_index(context: dict[str, Any]) -> str:

@@ -227,6 +227,16 @@ def test_site_wheel_carries_bytecode_for_the_modules_the_page_imports(site: Path
     assert "measure" not in imported  # torch-side modules are never imported by the page
 
 
+def test_page_preloads_every_module_app_js_imports(site: Path) -> None:
+    graph = build.module_graph()
+    assert graph[0] == "app.js" and {"boot.js", "charts.js", "pyodide-client.js"} <= set(graph)  # transitive
+    assert "worker.js" not in graph  # the worker's own module map: preloading it here would be wasted
+    html = (site / "index.html").read_text()
+    preloaded = re.findall(r'<link rel="modulepreload" href="([^"]+)">', html)
+    assert sorted(preloaded) == sorted(graph[1:])
+    assert all((site / m).is_file() for m in preloaded)
+
+
 def test_rebuild_prunes_stale_outputs_only(site: Path) -> None:
     stale = site / "wheels" / "kvcalc-0.0.0-py3-none-any.whl"
     stale.write_bytes(b"old")
