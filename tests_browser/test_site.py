@@ -229,7 +229,7 @@ def test_paste_config_adds_row_and_errors_name_the_field(page: Page) -> None:
     want = kvcalc.kv_cache_bytes(half, 131072)
     assert table_bytes(page, "cache:bf16")[custom_id] == want == expected_cache(LLAMA8, 131072, "bf16") // 2
     expect(page.locator("#chips")).to_contain_text("Half Llama")
-    assert "c=" in page.evaluate("location.hash")
+    page.wait_for_function("() => location.hash.includes('c=')")
 
 
 def test_measured_exact_badge_and_validation_link(page: Page, site_server: str) -> None:
@@ -472,3 +472,30 @@ def test_screenshot_for_readme(page: Page) -> None:
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "screenshot.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 1000})
     assert (DOCS / "screenshot.png").stat().st_size > 20_000
+
+
+def test_dragging_the_context_slider_ends_on_its_last_value(page: Page) -> None:
+    """300 input events, one per task as a drag fires them: the table and the link (written once
+    the slider rests) end on the last position, and the link reopens there."""
+    page.goto("/")
+    wait_live(page)
+    last = page.evaluate("""async () => {
+      const range = document.getElementById("ctx-range");
+      const stops = Number(range.max) + 1;
+      for (let i = 0; i < 300; i++) {
+        range.value = String((7 * i) % stops);
+        range.dispatchEvent(new Event("input", { bubbles: true }));
+        await new Promise((resolve) => setTimeout(resolve, 1));  // one event per task, as a drag
+      }
+      return range.value;
+    }""")
+    settle(page)
+    page.wait_for_function("() => /ctx=\\d+/.test(location.hash)")
+    ctx = int(page.evaluate("new URLSearchParams(location.hash.slice(1)).get('ctx')"))
+    llama = "meta-llama/Llama-3.1-8B"
+    assert table_bytes(page, "cache:bf16")[llama] == expected_cache(llama, ctx, "bf16")
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_live(other)
+    assert other.evaluate("document.getElementById('ctx-range').value") == last
+    assert table_bytes(other, "cache:bf16")[llama] == expected_cache(llama, ctx, "bf16")
