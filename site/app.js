@@ -54,8 +54,16 @@ const afterPaint = () => new Promise((resolve) => {
   requestAnimationFrame(() => setTimeout(resolve, 0));
   setTimeout(resolve, 200);
 });
-/** A performance.measure named "kvcalc:<name>" from `start` to now (the benchmark reads them). */
-const span = (name, start) => performance.measure(`kvcalc:${name}`, { start });
+/** A performance.measure named "kvcalc:<name>" from `start` to now (the benchmark reads them);
+ * the timeline is emptied now and then, so a long session does not keep thousands. */
+let spans = 0;
+function span(name, start) {
+  if (++spans > 1000) {
+    performance.clearMeasures();
+    spans = 0;
+  }
+  performance.measure(`kvcalc:${name}`, { start });
+}
 
 // ------------------------------------------------------------------ rendering
 
