@@ -14,9 +14,11 @@ from kvcalc.errors import KVCalcError
 from kvcalc.gpus import GPUS
 from kvcalc.model import Model
 
-__all__ = ["DEFAULT_GPU", "MODEL_DTYPES", "gpu", "gpus", "param_counts", "weight_bytes"]
+__all__ = ["DEFAULT_GPU", "MODEL_DTYPES", "count", "gpu", "gpus", "param_counts", "weight_bytes"]
 
 DEFAULT_GPU = "h100"
+#: What counting parameters or sizing weights raises for a config kvcalc cannot count.
+_UNCOUNTABLE = (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError)
 
 
 def gpus() -> list[dict[str, Any]]:
@@ -29,13 +31,19 @@ def gpu(gpu_id: Any) -> dict[str, Any] | None:
     return next((g for g in gpus() if g["id"] == gpu_id), None)
 
 
-def param_counts(model: Model) -> dict[str, Any] | None:
-    """{total, active, exact} parameter counts, or None when the config cannot be counted."""
+def count(model: Model) -> params.ParamCount | None:
+    """The model's parameter count, or None when the config cannot be counted."""
     try:
-        p = params.count_params(model)
-    except (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError):
+        return params.count_params(model)
+    except _UNCOUNTABLE:
         return None
-    return {"total": p.total, "active": p.active, "exact": p.exact}
+
+
+def param_counts(model: Model, counted: params.ParamCount | None = None) -> dict[str, Any] | None:
+    """{total, active, exact} parameter counts, or None when the config cannot be counted.
+    ``counted``: the result of :func:`count` when already known."""
+    p = count(model) if counted is None else counted
+    return None if p is None else {"total": p.total, "active": p.active, "exact": p.exact}
 
 
 def weight_bytes(
@@ -45,6 +53,6 @@ def weight_bytes(
     ``counted``: the model's parameter count when already known (counting is the slow part)."""
     try:
         w = params.weight_bytes(model, tensor_parallel_size=tensor_parallel_size, params=counted)
-    except (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError):
+    except _UNCOUNTABLE:
         return None
     return {"bytes": w.total, "format": w.format, "description": w.description}

@@ -184,7 +184,7 @@ def _describe(model_id: str, prep: Prepared) -> dict[str, Any]:
         "max_context": max_context(m),
         "verified": m.verified,
         "notes": list(m.notes),
-        "params": _memo(prep, "params", lambda: hardware.param_counts(m)),
+        "params": hardware.param_counts(m, _counted(prep)),
     }
 
 
@@ -194,11 +194,9 @@ def _memo(prep: Prepared, key: object, make: Any) -> Any:
     return prep.memo[key]
 
 
-def _count_params(prep: Prepared) -> params.ParamCount | None:
-    try:
-        return params.count_params(prep.model)
-    except (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError):
-        return None  # weight_bytes then counts again and reports the failure as None
+def _counted(prep: Prepared) -> params.ParamCount | None:
+    """The model's parameter count (None: uncountable), counted once per parsed model."""
+    return _memo(prep, "param_count", lambda: hardware.count(prep.model))  # type: ignore[no-any-return]
 
 
 def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None) -> dict[str, Any]:
@@ -206,9 +204,15 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
     tp, b, L = s.tensor_parallel_size, s.batch_size, s.seq_len
     row = describe(model_id, prep)
-    counted = _memo(prep, "param_count", lambda: _count_params(prep))
-    weights = _memo(prep, ("weights", 1), lambda: hardware.weight_bytes(prep.model, 1, counted))
-    rank = _memo(prep, ("weights", tp), lambda: hardware.weight_bytes(prep.model, tp, counted))
+    counted = _counted(prep)
+
+    def on_rank(n: int) -> dict[str, Any] | None:
+        """Weights on one of n ranks; none for an uncountable config (counting again would fail)."""
+        if counted is None:
+            return None
+        return _memo(prep, ("weights", n), lambda: hardware.weight_bytes(prep.model, n, counted))  # type: ignore[no-any-return]
+
+    weights, rank = on_rank(1), on_rank(tp)
     per_gpu = None if rank is None else rank["bytes"]
     parts = {d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes}
     cache = {d: sum(p.values()) for d, p in parts.items()}
