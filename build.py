@@ -401,9 +401,7 @@ def build_site(out_dir: Path = DEFAULT_OUT) -> Path:
         wheel = build_wheel(out_dir / WHEEL_DIR, pyc)
     with devenv.step(f"render {TEMPLATE}"):
         html = render_index(site_context(wheel.name))
-        index = out_dir / "index.html"
-        if not (index.is_file() and index.read_text(encoding="utf-8") == html):
-            index.write_text(html, encoding="utf-8")
+        write_if_changed(out_dir / "index.html", html.encode("utf-8"))
     with devenv.step("copy assets (site, pyodide, plotly)"):
         sources = asset_sources() | {f"{PYODIDE_URL}{STDLIB_ZIP}": stdlib}
         for rel, src in sources.items():
