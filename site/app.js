@@ -1,6 +1,6 @@
 // kvcalc page: draws the charts precomputed at build time before the first paint, then recomputes
 // on every control change through kvcalc.web.compute (the one JSON door) in Pyodide (boot.js).
-//   window.kvcalc.ready -> Promise<version>;  window.startPython().call(request) -> Promise<response>
+//   window.kvcalc.ready -> Promise<version>;  window.kvcalc.call(request) -> Promise<response> (boot.js)
 // <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n" data-busy>:
 // data-rev counts renders and data-busy is "true" while Python computes, so tests and the benchmark
 // can wait for an update.
@@ -141,18 +141,14 @@ async function renderNow(resp, source) {
   if (plotlyLoaded()) {
     charts.classList.remove("failed");
     let t = performance.now();
-    const bar = barFigure(resp, labels, narrow);
-    span("bar-figure", t);
-    await draw($("bar-chart"), bar);
+    await draw($("bar-chart"), barFigure(resp, labels, narrow));
     span("bar", t);
     if (first) performance.mark("kvcalc:first-chart");
     // Later renders give the browser a turn between the charts (no task over ~50 ms); the first
     // one does not, so the first paint already shows both charts (see main()).
     if (!first) await nextTask();
     t = performance.now();
-    const line = lineFigure(resp, labels, state.models, narrow);
-    span("line-figure", t);
-    await draw($("line-chart"), line);
+    await draw($("line-chart"), lineFigure(resp, labels, state.models, narrow));
     renderLegend($("line-legend"), $("line-chart"), resp, state.models);
     span("line", t);
   } else {

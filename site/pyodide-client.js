@@ -41,11 +41,9 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
     if (!call) return;
     pending.delete(data.id);
     if (data.at) {
-      // worker clock → this page's: both count from their own timeOrigin
+      // Python's own time in the worker (its clock → this page's: each counts from its timeOrigin)
       const [start, end] = data.at.map((t) => t - performance.timeOrigin);
-      performance.measure("kvcalc:to-worker", { start: call.sent, end: start });
       performance.measure("kvcalc:python", { start, end });
-      performance.measure("kvcalc:from-worker", { start: end, end: performance.now() });
     }
     if ("error" in data) call.reject(new Error(data.error));
     else call.resolve(data.response);
@@ -63,7 +61,7 @@ export function startWorker({ pyodideURL, wheelURL, timeoutMs }) {
     return ready.then(
       () => new Promise((resolve, reject) => {
         const id = ++nextId;
-        pending.set(id, { resolve, reject, sent: performance.now() });
+        pending.set(id, { resolve, reject });
         worker.postMessage({ id, request });
       }),
     );
