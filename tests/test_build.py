@@ -166,6 +166,10 @@ def test_built_site_is_complete_and_self_contained(site: Path) -> None:
     )
 
 
+#: build.STDLIB_DROP as one pattern (tools/pyodide_bytecode.mjs joins it the same way).
+DROP = re.compile("|".join(f"(?:{p})" for p in build.STDLIB_DROP))
+
+
 def _imported_modules(path: Path) -> set[str]:
     """Top-level module names a source file imports anywhere (functions included)."""
     import ast
@@ -183,9 +187,8 @@ def test_page_modules_never_import_what_the_site_leaves_out(site: Path) -> None:
     with zipfile.ZipFile(site / "wheels" / build.wheel_name(kvcalc.__version__)) as zf:
         pycs = [n for n in zf.namelist() if n.endswith(".pyc")]
     sources = {build.ROOT / "kvcalc" / f"{n.split('/')[-1].split('.')[0]}.py" for n in pycs}
-    drop = re.compile("|".join(f"(?:{p})" for p in build.STDLIB_DROP))
     for source in sources:
-        bad = {m for m in _imported_modules(source) if drop.fullmatch(f"{m}/x") or drop.fullmatch(f"{m}.py")}
+        bad = {m for m in _imported_modules(source) if DROP.fullmatch(f"{m}/x") or DROP.fullmatch(f"{m}.py")}
         assert not bad, f"{source.name} imports {bad}, which the site leaves out (build.STDLIB_DROP)"
 
 
@@ -201,9 +204,8 @@ def test_site_stdlib_is_pyodides_with_startup_modules_precompiled(site: Path) ->
         shipped = zf.namelist()
         magic = {zf.read(n)[:4] for n in shipped if n.endswith(".pyc")}
         flags = {zf.read(n)[4:8] for n in shipped if n.endswith(".pyc")}
-    drop = re.compile("|".join(f"(?:{p})" for p in build.STDLIB_DROP))
     missing = _modules(upstream) - _modules(shipped)
-    assert missing and all(drop.fullmatch(n) for n in missing)
+    assert missing and all(DROP.fullmatch(n) for n in missing)
     assert "encodings/utf_8.pyc" in shipped and "encodings/cp1252.py" not in shipped
     compiled = {n for n in shipped if n.endswith(".pyc")}
     needed = {"json/__init__.pyc", "dataclasses.pyc", "typing.pyc", "_pyodide/_base.pyc", "asyncio/tasks.pyc"}
