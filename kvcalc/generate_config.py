@@ -1,7 +1,7 @@
 """Turn a Hugging Face model (hub id or local directory) into a kvcalc catalog entry.
 
     python -m kvcalc.generate_config --model meta-llama/Llama-3.1-8B
-    python -m kvcalc.generate_config --model ../shared/hf-configs/Qwen/Qwen3-8B
+    python -m kvcalc.generate_config --model configs/Qwen/Qwen3-8B
 
 Uses ``transformers.AutoConfig`` (the ``config`` extra; imported lazily) to resolve and check the
 config, then prints one JSON entry: ``id``, ``name``, ``family``, the original ``config`` dict, the

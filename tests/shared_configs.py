@@ -1,4 +1,4 @@
-"""Locate the real upstream configs in ../shared/hf-configs (beside the repo, also in CI)."""
+"""The real upstream configs kept in the repository (configs/, with SOURCES.tsv)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-HF_CONFIGS = REPO.parent / "shared" / "hf-configs"
+HF_CONFIGS = REPO / "configs"
 
 
 def hf_ids() -> list[str]:
-    """Every hf id with a config.json in shared/, sorted."""
-    return sorted(str(p.parent.relative_to(HF_CONFIGS)) for p in HF_CONFIGS.glob("*/*/config.json"))
+    """Every hf id with a config.json in configs/ that is preloaded (not pending), sorted."""
+    from scripts.gen_model_configs import PENDING
+
+    ids = (str(p.parent.relative_to(HF_CONFIGS)) for p in HF_CONFIGS.glob("*/*/config.json"))
+    return sorted(i for i in ids if i not in PENDING)
 
 
 def hf_config(hf_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from kvcalc.cli import COMMANDS, build_parser, parse_tokens
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "hf-configs"
+SHARED = REPO / "configs"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
 
 
@@ -238,7 +238,6 @@ def test_seed_kv_cache_calc() -> None:
     assert bad.stderr.count("\n") == 1
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/hf-configs not present")
 def test_config_subcommand_offline() -> None:
     pytest.importorskip("transformers")
     out = run("config", str(SHARED / "Qwen" / "Qwen3-8B"), "--offline")

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("transformers")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "hf-configs"
+SHARED = REPO / "configs"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
 
 
@@ -23,7 +23,6 @@ def generate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/hf-configs not present")
 def test_local_folder_remote_code_type() -> None:
     """kimi_k2 is not a transformers type: resolved through architectures (DeepseekV3ForCausalLM)."""
     out = generate("--model", str(SHARED / "moonshotai" / "Kimi-K2-Instruct"))

@@ -1,4 +1,5 @@
-"""model_configs.json: generated from shared/hf-configs (no drift), every entry loads and is hash-checked."""
+"""model_configs.json: generated from configs/ (no drift), configs/ in step with ../shared/hf-configs
+when that exists, every entry loads and is hash-checked."""
 
 from __future__ import annotations
 
@@ -19,22 +20,35 @@ TEXT = FILE.read_text(encoding="utf-8")
 DATA = json.loads(TEXT)
 CATALOG = load_catalog(DATA)
 
-needs_shared = pytest.mark.skipif(not gen.DEFAULT_SHARED.is_dir(), reason=f"{gen.DEFAULT_SHARED} not present")
+needs_shared = pytest.mark.skipif(not gen.SHARED.is_dir(), reason=f"{gen.SHARED} not present (a plain clone)")
 
 
-@needs_shared
-def test_no_drift_from_shared_configs() -> None:
+def test_no_drift_from_configs() -> None:
     """Regenerate in memory: the committed file must be byte-identical (run scripts/gen_model_configs.py)."""
     assert gen.render(gen.build_catalog()) == TEXT
 
 
-@needs_shared
-def test_every_shared_config_is_listed_with_matching_hashes() -> None:
-    ids = gen.hf_ids(gen.DEFAULT_SHARED)
+def test_every_config_is_listed_with_matching_hashes() -> None:
+    ids = gen.hf_ids(gen.CONFIGS)
     assert [m["id"] for m in DATA["models"]] == ids
     for m in DATA["models"]:
-        raw = (gen.DEFAULT_SHARED / m["id"] / "config.json").read_bytes()
+        raw = (gen.CONFIGS / m["id"] / "config.json").read_bytes()
         assert m["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_pending_configs_exist() -> None:
+    """Every id held back from the preloaded set is a real config in configs/."""
+    assert set(gen.all_ids(gen.CONFIGS)) >= gen.PENDING
+
+
+@needs_shared
+def test_configs_in_step_with_shared() -> None:
+    """configs/ is a byte-identical copy of ../shared/hf-configs (the delivery route): copy new ones in."""
+    ours = {p.relative_to(gen.CONFIGS): p.read_bytes() for p in gen.CONFIGS.rglob("*") if p.is_file()}
+    theirs = {p.relative_to(gen.SHARED): p.read_bytes() for p in gen.SHARED.rglob("*") if p.is_file()}
+    missing = sorted(map(str, set(theirs) - set(ours)))
+    changed = sorted(str(k) for k in set(ours) & set(theirs) if ours[k] != theirs[k])
+    assert not missing and not changed, f"copy from {gen.SHARED}: missing {missing}, changed {changed}"
 
 
 def test_entries_are_complete_and_hashes_match_sources() -> None:
@@ -97,5 +111,5 @@ def test_catalog_errors() -> None:
 
 
 def test_generator_reports_missing_shared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert gen.main(["--shared", str(tmp_path / "absent"), "--out", str(tmp_path / "x.json")]) == 2
+    assert gen.main(["--configs", str(tmp_path / "absent"), "--out", str(tmp_path / "x.json")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """kvcalc's ``engine="transformers"`` bytes against caches transformers really builds (``-m transformers``).
 
-Every real config (``../shared/hf-configs`` and every entry of ``model_configs.json``) is built on the
+Every real config (``configs/`` and every entry of ``model_configs.json``) is built on the
 meta device by :mod:`kvcalc.measure`, run once per (seq_len, batch, dtype) with ``use_cache=True``,
 and the bytes of every tensor in the returned cache must equal ``kv_cache_bytes(..., engine=
 "transformers")`` exactly — at 1 token, a few hundred, and past every sliding window (5000 > gpt-oss's
