@@ -175,7 +175,7 @@ def build_wheel(out_dir: Path, extra: dict[str, bytes] | None = None) -> Path:
 def warmup_requests(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Requests that walk kvcalc.web's code paths (each engine, several dtypes, TP, a GPU, errors),
     so every module the page can import at run time is imported while bytecode is made."""
-    from kvcalc import hardware
+    from kvcalc.deploy import hardware
 
     models = [{k: e[k] for k in ("id", "name", "config")} for e in entries]
     compare = {

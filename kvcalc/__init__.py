@@ -1,11 +1,14 @@
 """kvcalc: KV-cache and LLM-memory calculator, exact to the byte."""
 
-from kvcalc.dtypes import dtype_names, get_dtype
+from kvcalc.core.dtypes import dtype_names, get_dtype
+from kvcalc.core.model import Model, load_model
+from kvcalc.core.params import count_params, weight_bytes
+from kvcalc.deploy.plan import (  # kvcalc.deploy.plan is the function; use `from kvcalc.deploy.plan import …`
+    plan,
+    recommend,
+)
+from kvcalc.engines import ENGINES, breakdown, kv_bytes_per_token, kv_cache_bytes, layer_bytes
 from kvcalc.errors import KVCalcError
-from kvcalc.memory import ENGINES, breakdown, kv_bytes_per_token, kv_cache_bytes, layer_bytes
-from kvcalc.model import Model, load_model
-from kvcalc.params import count_params, weight_bytes
-from kvcalc.plan import plan, recommend  # kvcalc.plan is the function; use `from kvcalc.plan import …`
 
 __version__ = "0.1.0"
 

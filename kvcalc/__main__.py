@@ -2,6 +2,6 @@
 
 import sys
 
-from kvcalc.cli import main
+from kvcalc.cli.main import main
 
 sys.exit(main())

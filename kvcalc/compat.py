@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kvcalc.core.fields import check_int
+from kvcalc.core.layers import MLA, _Attention, _State
+from kvcalc.core.model import Model, load_model
+from kvcalc.core.params import count_params, weight_bytes
+from kvcalc.deploy.gpus import GPU, GPUS
+from kvcalc.engines import layer_bytes
 from kvcalc.errors import KVCalcError
-from kvcalc.fields import check_int
-from kvcalc.gpus import GPU, GPUS
-from kvcalc.layers import MLA, _Attention, _State
-from kvcalc.memory import layer_bytes
-from kvcalc.model import Model, load_model
-from kvcalc.params import count_params, weight_bytes
 
 __all__ = [
     "MemoryReport",
@@ -196,7 +196,7 @@ def _as_model(source: Any) -> Model | Mapping[str, Any]:
     if isinstance(source, Mapping) and _is_diffusion(source):
         return source
     if isinstance(source, str) and not source.lstrip().startswith("{"):
-        from kvcalc.catalog import default_catalog_path, load_catalog
+        from kvcalc.core.catalog import default_catalog_path, load_catalog
 
         path = default_catalog_path()
         if path is not None:

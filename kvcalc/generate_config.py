@@ -109,7 +109,7 @@ def _finite(value: Any) -> Any:
 def _normalised(raw: dict[str, Any], name: str) -> dict[str, Any]:
     """What kvcalc reads from the config."""
     import kvcalc
-    from kvcalc.params import count_params
+    from kvcalc.core.params import count_params
 
     model = kvcalc.load_model(raw, name=name)
     params = count_params(model)

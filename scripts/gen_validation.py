@@ -7,7 +7,7 @@
 
 For every model of model_configs.json, at each of SEQ_LENS tokens in bf16 and fp32 (batch 1):
 ``kv_cache_bytes(engine="transformers")`` against the bytes of the cache transformers returns from one
-forward pass on the ``meta`` device (:func:`kvcalc.measure.measure_cache`, ``method="meta"``); and
+forward pass on the ``meta`` device (:func:`kvcalc.measure.run.measure_cache`, ``method="meta"``); and
 ``count_params(model).total`` against ``sum(p.numel() for p in model.parameters())`` of the causal LM
 transformers builds on the meta device. Output is deterministic: no timestamps, versions stated.
 
@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import kvcalc  # noqa: E402
-from kvcalc.catalog import CatalogEntry, load_catalog  # noqa: E402
+from kvcalc.core.catalog import CatalogEntry, load_catalog  # noqa: E402
 
 MD_PATH = ROOT / "docs" / "validation.md"
 JSON_PATH = ROOT / "docs" / "validation.json"
@@ -100,7 +100,7 @@ def transformers_params(config: Mapping[str, Any]) -> int:
     import torch
     import transformers
 
-    from kvcalc import measure
+    from kvcalc.measure import run as measure
 
     cfg = measure.config_object(dict(config))
     transformers.utils.logging.set_verbosity_error()
@@ -112,7 +112,7 @@ def transformers_params(config: Mapping[str, Any]) -> int:
 
 def measure_model(entry: CatalogEntry, settings: Iterable[tuple[int, str]] = SETTINGS) -> dict[str, Any]:
     """One model's row: cache bytes at every setting and the parameter count, both sides."""
-    from kvcalc import measure
+    from kvcalc.measure import run as measure
 
     model = entry.model()
     config = dict(entry.config)

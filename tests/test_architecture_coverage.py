@@ -2,7 +2,7 @@
 
 Marked ``transformers``. For each model type in transformers' ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` and
 ``MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES``, ``ConfigClass().to_dict()`` is measured by
-:mod:`kvcalc.measure` (meta device; two spawned workers) at a short and a long prompt, and kvcalc must
+:mod:`kvcalc.measure.run` (meta device; two spawned workers) at a short and a long prompt, and kvcalc must
 either return exactly those bytes (``engine="transformers"``) or refuse with a KVCalcError naming the
 model type. A wrong number always fails. Types transformers itself cannot run from its defaults
 (encoders without a cache, invalid defaults, models needing images) are skipped with the reason.
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import kvcalc
-from kvcalc import measure
+from kvcalc.measure import run as measure
 
 pytestmark = [pytest.mark.transformers, pytest.mark.timeout(900)]
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:

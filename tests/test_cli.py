@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kvcalc.cli import COMMANDS, build_parser, parse_tokens
+from kvcalc.cli.main import COMMANDS, build_parser, parse_tokens
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / "configs"
@@ -20,11 +20,11 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
 def run(*args: str, prog: str = "kvcalc") -> subprocess.CompletedProcess[str]:
     if prog == "kvcalc":
         cmd = [sys.executable, "-m", "kvcalc", *args]
-    else:  # the seed-compatible console script kv-cache-calc = kvcalc.cli:seed_main
+    else:  # the seed-compatible console script kv-cache-calc = kvcalc.cli.main:seed_main
         cmd = [
             sys.executable,
             "-c",
-            "import sys; from kvcalc.cli import seed_main; sys.exit(seed_main())",
+            "import sys; from kvcalc.cli.main import seed_main; sys.exit(seed_main())",
             *args,
         ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)

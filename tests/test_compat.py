@@ -7,7 +7,6 @@ import json
 import pytest
 
 from kvcalc import KVCalcError
-from kvcalc.catalog import load_catalog
 from kvcalc.compat import (
     NOT_APPLICABLE,
     ModelVariant,
@@ -17,7 +16,8 @@ from kvcalc.compat import (
     compare_models,
     estimate_max_batch_size,
 )
-from kvcalc.params import count_params
+from kvcalc.core.catalog import load_catalog
+from kvcalc.core.params import count_params
 
 CATALOG = load_catalog()
 LLAMA2_7B = ModelVariant(num_layers=32, hidden_size=4096, num_heads=32)

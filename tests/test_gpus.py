@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvcalc import KVCalcError
-from kvcalc.gpus import GIB, GPUS, get_gpu, gpu_names
+from kvcalc.deploy.gpus import GIB, GPUS, get_gpu, gpu_names
 
 MIB = 1 << 20
 

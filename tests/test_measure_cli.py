@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import kvcalc
-from kvcalc.catalog import load_catalog
+from kvcalc.core.catalog import load_catalog
 from kvcalc.errors import KVCalcError
-from kvcalc.shallow import PRESETS, expert_counts, fewer_experts, preset_config, shallow_config
+from kvcalc.measure.shallow import PRESETS, expert_counts, fewer_experts, preset_config, shallow_config
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog()
@@ -116,7 +116,7 @@ def test_presets() -> None:
 
 def _fake_report(measured: int, predicted: int) -> dict[str, Any]:
     """A report as measure_cli builds it, for one 512-token case (no torch run)."""
-    from kvcalc import measure_cli
+    from kvcalc.cli import measure as measure_cli
 
     timing = {"seconds": 1.0, "cpu_seconds": 1.0, "tokens_per_s": 16.0, "decode_tokens_per_s": 20.0}
     case = {
@@ -141,7 +141,7 @@ def _fake_report(measured: int, predicted: int) -> dict[str, Any]:
 
 
 def test_report_text_is_loud_about_a_mismatch() -> None:
-    from kvcalc.measure_cli import _text
+    from kvcalc.cli.measure import _text
 
     ok = _text(_fake_report(8_634_368, 8_634_368))
     assert "✔ exact to the byte" in ok and "MISMATCH" not in ok and "8.0×" in ok
@@ -197,8 +197,8 @@ def test_importing_the_measure_modules_stays_stdlib_only() -> None:
         "import sys\n"
         "sys.modules['torch'] = None\n"
         "sys.modules['transformers'] = None\n"
-        "import kvcalc.measure_cli, kvcalc.bench_decode, kvcalc.shallow, kvcalc.cli\n"
-        "kvcalc.cli.build_parser()\n"
+        "import kvcalc.cli.measure, kvcalc.measure.bench_decode, kvcalc.measure.shallow, kvcalc.cli.main\n"
+        "kvcalc.cli.main.build_parser()\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60

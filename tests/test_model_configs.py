@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kvcalc
-from kvcalc.catalog import load_catalog
+from kvcalc.core.catalog import load_catalog
 from scripts import gen_model_configs as gen
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvcalc
-from kvcalc.catalog import load_catalog
-from kvcalc.params import (
+from kvcalc.core.catalog import load_catalog
+from kvcalc.core.params import (
     PARTS,
     WEIGHT_FORMATS,
     WeightFormat,

@@ -19,8 +19,8 @@ import warnings
 import pytest
 
 import kvcalc
-from kvcalc.catalog import load_catalog
-from kvcalc.params import count_params
+from kvcalc.core.catalog import load_catalog
+from kvcalc.core.params import count_params
 
 pytestmark = pytest.mark.transformers
 torch = pytest.importorskip("torch")

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvcalc import KVCalcError
-from kvcalc.catalog import load_catalog
-from kvcalc.params import weight_bytes
-from kvcalc.plan import plan, recommend
+from kvcalc.core.catalog import load_catalog
+from kvcalc.core.params import weight_bytes
+from kvcalc.deploy.plan import plan, recommend
 
 CATALOG = load_catalog()
 MIB, GIB = 1 << 20, 1 << 30

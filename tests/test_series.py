@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kvcalc
-from kvcalc.series import MAX_CONTEXT, MIN_CONTEXT, Engine, Prepared, context_points, max_context
-from kvcalc.units import fmt_gib, fmt_tokens, gib_decimals
+from kvcalc.core.units import fmt_gib, fmt_tokens, gib_decimals
+from kvcalc.web.series import MAX_CONTEXT, MIN_CONTEXT, Engine, Prepared, context_points, max_context
 from tests.shared_configs import hf_config, hf_ids
 
 ENGINES = [Engine("ideal"), Engine("vllm"), Engine("transformers"), Engine("vllm", tensor_parallel_size=2)]

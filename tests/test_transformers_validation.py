@@ -1,7 +1,7 @@
 """kvcalc's ``engine="transformers"`` bytes against caches transformers really builds (``-m transformers``).
 
 Every real config (``configs/`` and every entry of ``model_configs.json``) is built on the
-meta device by :mod:`kvcalc.measure`, run once per (seq_len, batch, dtype) with ``use_cache=True``,
+meta device by :mod:`kvcalc.measure.run`, run once per (seq_len, batch, dtype) with ``use_cache=True``,
 and the bytes of every tensor in the returned cache must equal ``kv_cache_bytes(..., engine=
 "transformers")`` exactly — at 1 token, a few hundred, and past every sliding window (5000 > gpt-oss's
 128 and Mistral's 4096), in bf16 and fp32. Sliding configs are also checked one token either side of
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import kvcalc
-from kvcalc import measure
+from kvcalc.measure import run as measure
 from tests.shared_configs import REPO, hf_config, hf_ids
 
 pytestmark = pytest.mark.transformers
@@ -349,9 +349,9 @@ def test_walker_sees_special_caches() -> None:
 
 
 def test_importing_measure_stays_stdlib_only() -> None:
-    """``import kvcalc.measure`` imports no torch/transformers; without them it says what to install."""
+    """``import kvcalc.measure.run`` imports no torch/transformers; without them it says what to install."""
     code = (
-        "import sys; import kvcalc.measure as m\n"
+        "import sys; import kvcalc.measure.run as m\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
         "sys.modules['torch'] = None\n"
         "try:\n    m.measure_cache({'model_type': 'llama'}, 1)\n"

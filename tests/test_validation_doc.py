@@ -18,7 +18,7 @@ import json
 
 import pytest
 
-from kvcalc.catalog import load_catalog
+from kvcalc.core.catalog import load_catalog
 from scripts import gen_validation as gen
 
 CATALOG = load_catalog()

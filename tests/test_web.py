@@ -125,7 +125,7 @@ def test_uncountable_weights_leave_cache_numbers_alone() -> None:
 
 
 def test_weights_and_fit_follow_kvcalc_params() -> None:
-    from kvcalc import params
+    from kvcalc.core import params
 
     row = compare([entry(LLAMA)], tensor_parallel_size=2)["models"][0]
     model = kvcalc.load_model(hf_config(LLAMA))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvcalc.dtypes import FP32, MODEL_DTYPES, get_dtype
+from kvcalc.core.dtypes import FP32, MODEL_DTYPES, get_dtype
+from kvcalc.core.fields import LIMITS, check_int
+from kvcalc.core.layers import LayerSpec, Precision, _Attention, _State, cdiv
+from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
-from kvcalc.fields import LIMITS, check_int
-from kvcalc.layers import LayerSpec, Precision, _Attention, _State, cdiv
-from kvcalc.model import Model
 
 ENGINES = ("ideal", "transformers", "vllm")
 

@@ -25,12 +25,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvcalc.config import HEAD_KEYS, HIDDEN_KEYS, MLA_TYPES, text_config
-from kvcalc.dtypes import get_dtype
+from kvcalc.core.config import HEAD_KEYS, HIDDEN_KEYS, MLA_TYPES, text_config
+from kvcalc.core.dtypes import get_dtype
+from kvcalc.core.fields import Fields
+from kvcalc.core.layers import MLA, GatedDeltaNet, LayerSpec, Mamba2, _Attention, cdiv
+from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
-from kvcalc.fields import Fields
-from kvcalc.layers import MLA, GatedDeltaNet, LayerSpec, Mamba2, _Attention, cdiv
-from kvcalc.model import Model
 
 __all__ = [
     "EXACT_TYPES",

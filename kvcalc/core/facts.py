@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvcalc.config import HEAD_KEYS
-from kvcalc.layers import MLA, ChunkedAttention, CrossAttention, LayerSpec, SlidingWindow, _Attention, _State
-from kvcalc.model import Model
+from kvcalc.core.config import HEAD_KEYS
+from kvcalc.core.layers import (
+    MLA,
+    ChunkedAttention,
+    CrossAttention,
+    LayerSpec,
+    SlidingWindow,
+    _Attention,
+    _State,
+)
+from kvcalc.core.model import Model
 
 STATE_LABELS = {
     "mamba1": "Mamba",

@@ -6,9 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kvcalc.errors import KVCalcError
-from kvcalc.fields import LIMITS, Fields, check_int
-from kvcalc.layers import (
+from kvcalc.core.fields import LIMITS, Fields, check_int
+from kvcalc.core.layers import (
     MLA,
     ChunkedAttention,
     CrossAttention,
@@ -25,6 +24,7 @@ from kvcalc.layers import (
     ShortConv,
     SlidingWindow,
 )
+from kvcalc.errors import KVCalcError
 
 TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")

@@ -13,7 +13,7 @@ twice — with the cache and with ``use_cache=False`` — and reports:
 4. the scaling: cache memory grows linearly with tokens; decoding without a cache costs quadratically
    more compute in total.
 
-``--layers N`` keeps the first N layers of a real config with its layer pattern (see kvcalc.shallow);
+``--layers N`` keeps the first N layers of a real config with its layer pattern (see kvcalc.measure.shallow);
 big MoE models keep only the experts the router picks (cache and per-token compute unchanged) when
 their weights would exceed WEIGHTS_BUDGET. Timings use one CPU thread by default (``--threads``):
 on a shared machine more threads make the numbers noisy. Needs the ``measure`` extra
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kvcalc
-from kvcalc.cli import _positive, _table, _tokens, parse_tokens, resolve_model
+from kvcalc.cli.common import _positive, _table, _tokens, parse_tokens, resolve_model
 from kvcalc.errors import KVCalcError
-from kvcalc.shallow import PRESETS, expert_counts, fewer_experts, preset_config, shallow_config
+from kvcalc.measure.shallow import PRESETS, expert_counts, fewer_experts, preset_config, shallow_config
 
 __all__ = ["register", "run"]
 
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     target = _target(args)
     model = kvcalc.load_model(target.config, name=target.name)
     _check_fits(target, args, model)
-    from kvcalc import bench_decode
+    from kvcalc.measure import bench_decode
 
     torch, transformers = bench_decode.backend()
     lengths = _lengths(args)

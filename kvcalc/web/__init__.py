@@ -21,14 +21,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import kvcalc
-from kvcalc import hardware, params
+from kvcalc.core import params
+from kvcalc.core.facts import facts
+from kvcalc.core.fields import check_int
+from kvcalc.core.model import load_model, parse_json
+from kvcalc.deploy import hardware
+from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
-from kvcalc.facts import facts
-from kvcalc.fields import check_int
-from kvcalc.insights import insights
-from kvcalc.memory import ENGINES
-from kvcalc.model import load_model, parse_json
-from kvcalc.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
+from kvcalc.web.insights import insights
+from kvcalc.web.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
 
 MAX_MODELS = 64
 MAX_CACHED = 256

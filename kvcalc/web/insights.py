@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kvcalc.units import fmt_gib, fmt_int, fmt_tokens
+from kvcalc.core.units import fmt_gib, fmt_int, fmt_tokens
 
 Row = dict[str, Any]
 MAX_PER_KIND = 3

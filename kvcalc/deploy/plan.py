@@ -20,7 +20,7 @@ What is exact and what is estimated:
   Pass measured values (``activation_bytes=`` …) to replace the estimates.
 
 ``gpu_memory_utilization`` defaults to 0.92, vLLM's current default (older releases and the issue text
-say 0.9). ``gpu_memory_bytes`` is the runtime-reported total from :mod:`kvcalc.gpus`.
+say 0.9). ``gpu_memory_bytes`` is the runtime-reported total from :mod:`kvcalc.deploy.gpus`.
 ``max_num_seqs`` follows ``vllm serve`` (EngineArgs.get_batch_defaults): 1024 on GPUs with ≥ 70 GiB
 that are not A100s, else 256. ``max_num_batched_tokens`` defaults to 8192 (GUIDE §4); ``vllm serve``
 uses 2048 on the smaller GPUs — pass it to model that exactly.
@@ -33,14 +33,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvcalc.config import text_config
-from kvcalc.dtypes import get_dtype
+from kvcalc.core.config import text_config
+from kvcalc.core.dtypes import get_dtype
+from kvcalc.core.fields import LIMITS, Fields, check_int
+from kvcalc.core.model import Model
+from kvcalc.core.params import ParamCount, count_params, get_weight_format, weight_bytes
+from kvcalc.deploy.gpus import GIB, GPU, GPUS, get_gpu
+from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
-from kvcalc.fields import LIMITS, Fields, check_int
-from kvcalc.gpus import GIB, GPU, GPUS, get_gpu
-from kvcalc.memory import VLLMPage, vllm_layer_pages
-from kvcalc.model import Model
-from kvcalc.params import ParamCount, count_params, get_weight_format, weight_bytes
 
 __all__ = ["DEFAULT_GPU_MEMORY_UTILIZATION", "Plan", "plan", "recommend"]
 

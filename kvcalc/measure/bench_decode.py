@@ -5,7 +5,7 @@ functions, so importing this module stays stdlib-only). The model is built from 
 transformers' own random initialisation (seeded, no download); ``generate()`` runs greedily for exactly
 ``new_tokens`` tokens, once with ``use_cache=True`` and once with ``use_cache=False``, and a stopping
 criterion timestamps every step. The cache ``generate()`` returns is measured tensor by tensor with
-:mod:`kvcalc.measure`'s walker (each distinct tensor once, ``numel * element_size``).
+:mod:`kvcalc.measure.run`'s walker (each distinct tensor once, ``numel * element_size``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvcalc.errors import KVCalcError
-from kvcalc.measure import quiet
+from kvcalc.measure.run import quiet
 
 __all__ = [
     "DecodeRun",
@@ -69,7 +69,7 @@ class LoadedModel:
 def build_model(config: dict, dtype: str, threads: int) -> LoadedModel:
     """Build the causal LM for config on the CPU (seeded random weights; sdpa attention, else eager)."""
     torch, transformers = backend()
-    from kvcalc import measure
+    from kvcalc.measure import run as measure
 
     torch.set_num_threads(threads)
     plan = measure._plan(measure.config_object(config), config.get("architectures"))
@@ -175,7 +175,7 @@ def warm_up(loaded: LoadedModel, batch_size: int) -> None:
 def cache_layers(cache: Any) -> tuple[list[Any], int]:
     """(per-layer measurements, total floating-point bytes) of a cache object generate() returned."""
     torch, _ = backend()
-    from kvcalc import measure
+    from kvcalc.measure import run as measure
 
     layers, total, _aux, _extra = measure._summarise_cache(cache, torch)
     return layers, total

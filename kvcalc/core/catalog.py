@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvcalc.core.model import Model, load_model
 from kvcalc.errors import KVCalcError
-from kvcalc.model import Model, load_model
 
 __all__ = ["Catalog", "CatalogEntry", "default_catalog_path", "get_model", "load_catalog"]
 

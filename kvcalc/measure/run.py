@@ -21,7 +21,7 @@ Which model runs: the causal LM of ``config.get_text_config(decoder=True)`` (mul
 are measured through their language model), or, for encoder-decoder configs, the seq2seq model
 whose ``generate()`` builds an ``EncoderDecoderCache`` (decoder self-attention + cross-attention).
 
-torch and transformers are imported lazily, inside functions: ``import kvcalc.measure`` stays
+torch and transformers are imported lazily, inside functions: ``import kvcalc.measure.run`` stays
 stdlib-only.
 """
 
@@ -721,7 +721,7 @@ def measure_cache_from_transformers_defaults(
 
 
 # --------------------------------------------------------------------------------------------
-# surveys (python -m kvcalc.measure): every config in a directory / every transformers model type
+# surveys (python -m kvcalc.measure.run): every config in a directory / every transformers model type
 
 _KEY_HINTS = re.compile(
     r"head|layer|window|chunk|lora|kv|mamba|ssm|conv|state|linear|expand|group|shared|multi_query|new_decoder"
@@ -888,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import pathlib
 
-    parser = argparse.ArgumentParser(prog="python -m kvcalc.measure", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kvcalc.measure.run", description=main.__doc__)
     parser.add_argument("--out", required=True, help="JSON file to write (rewritten after every model)")
     parser.add_argument("--configs", nargs="*", help="config.json files (default: transformers model types)")
     parser.add_argument("--types", nargs="*", help="only these model types")

@@ -13,9 +13,9 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
-from kvcalc.layers import ChunkedAttention, SlidingWindow
-from kvcalc.memory import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
-from kvcalc.model import Model
+from kvcalc.core.layers import ChunkedAttention, SlidingWindow
+from kvcalc.core.model import Model
+from kvcalc.engines import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
 
 MIN_CONTEXT = 1024
 MAX_CONTEXT = 10_000_000

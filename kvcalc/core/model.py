@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvcalc.config import parse_layers, text_config
-from kvcalc.dtypes import model_dtype_name
+from kvcalc.core.config import parse_layers, text_config
+from kvcalc.core.dtypes import model_dtype_name
+from kvcalc.core.layers import LayerSpec
 from kvcalc.errors import KVCalcError
-from kvcalc.layers import LayerSpec
 
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64

@@ -2,7 +2,7 @@
 
 Engines (see GUIDE §3-4): ``ideal`` is the theory column, ``transformers`` what a ``DynamicCache``
 holds after one forward pass of ``tokens`` tokens, ``vllm`` pages (sized here per block; the block
-arithmetic and hybrid page alignment live in :mod:`kvcalc.memory`).
+arithmetic and hybrid page alignment live in :mod:`kvcalc.engines`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kvcalc.dtypes import FP32, CacheDType
+from kvcalc.core.dtypes import FP32, CacheDType
 
 
 def cdiv(a: int, b: int) -> int:

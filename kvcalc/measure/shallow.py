@@ -19,9 +19,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from kvcalc.config import LAYER_KEYS, TEXT_CONFIG_KEYS
+from kvcalc.core.config import LAYER_KEYS, TEXT_CONFIG_KEYS
+from kvcalc.core.model import Model, load_model
 from kvcalc.errors import KVCalcError
-from kvcalc.model import Model, load_model
 
 __all__ = [
     "PRESETS",

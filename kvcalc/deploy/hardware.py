@@ -1,4 +1,4 @@
-"""The site's view of GPUs and weights: kvcalc.gpus and kvcalc.params as JSON-ready dicts.
+"""The site's view of GPUs and weights: kvcalc.deploy.gpus and kvcalc.core.params as JSON-ready dicts.
 
 A custom config that kvcalc can size the cache of but not count the parameters of still gets its
 cache numbers: weights then come back as None (shown as "—").
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvcalc import params
-from kvcalc.dtypes import MODEL_DTYPES
+from kvcalc.core import params
+from kvcalc.core.dtypes import MODEL_DTYPES
+from kvcalc.core.model import Model
+from kvcalc.deploy.gpus import GPUS
 from kvcalc.errors import KVCalcError
-from kvcalc.gpus import GPUS
-from kvcalc.model import Model
 
 __all__ = ["DEFAULT_GPU", "MODEL_DTYPES", "count", "gpu", "gpus", "param_counts", "weight_bytes"]
 

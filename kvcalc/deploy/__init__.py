@@ -1,0 +1,1 @@
+"""Whole deployments: GPUs and machines as data, plans (does it fit, how many requests), recommendations."""
