@@ -5,7 +5,7 @@ For every stored excerpt: read the settings and memory lines it prints, then
 * **exact part** — kvcalc's page arithmetic from the logged ``Available KV cache memory`` (printed to
   0.01 GiB, so every block count in that ±0.005 GiB interval is tried): does it give the logged
   ``GPU KV cache size`` / ``# GPU blocks``, ``Maximum concurrency`` and "KV cache is needed" figures?
-* **full prediction** — :func:`kvcalc.plan.plan` with the logged model, GPU, parallelism and flags
+* **full prediction** — :func:`kvcalc.deploy.plan.plan` with the logged model, GPU, parallelism and flags
   (and nothing it cannot know from the command line): its ``GPU KV cache size`` against the logged one
   (or, where the source published no token line, against the tokens the logged budget gives).
 
@@ -30,12 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kvcalc.core.model import Model, load_model  # noqa: E402
+from kvcalc.deploy.plan import plan  # noqa: E402
 from kvcalc.deploy.vllm_kv import kv_layout, num_blocks, report  # noqa: E402
 from kvcalc.deploy.vllm_log import GIB, VLLMLog, parse_log  # noqa: E402
 from kvcalc.deploy.vllm_versions import get_vllm_version  # noqa: E402
 from kvcalc.errors import KVCalcError  # noqa: E402
-from kvcalc.model import Model, load_model  # noqa: E402
-from kvcalc.plan import plan  # noqa: E402
 
 LOGS = ROOT / "bench" / "vllm_logs"
 HALF_STEP = 0.005  # GiB: the log prints two decimals

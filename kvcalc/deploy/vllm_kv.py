@@ -22,10 +22,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kvcalc.core.model import Model
 from kvcalc.deploy.vllm_versions import VLLMVersion
+from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
-from kvcalc.memory import VLLMPage, vllm_layer_pages
-from kvcalc.model import Model
 
 __all__ = ["KVLayout", "kv_layout", "num_blocks", "pp_stage_layers", "report"]
 
