@@ -107,6 +107,11 @@ def _cache_layer(i: int, leaf: LayerSpec) -> CacheLayer:
             )
         window = leaf.window if isinstance(leaf, SlidingWindow) else None
         return CacheLayer(i, leaf.kind, leaf.kv_heads, leaf.head_dim, 2, window)
+    if leaf.state:
+        raise KVCalcError(
+            f"engine: layer {i} is a {leaf.kind} state; TensorRT-LLM keeps recurrent states in its "
+            "MambaHybridCacheManager, which kvcalc does not model"
+        )
     raise KVCalcError(f"engine: TensorRT-LLM layer {i} of kind {leaf.kind!r} is not modeled by kvcalc")
 
 
@@ -514,6 +519,12 @@ def _layer_bytes_per_token(model: Model, cfg: Config) -> dict[int, int]:
     }
 
 
+def vswa_primary_pool_bytes(free_now: int, fraction: float, max_gpu_total_bytes: int) -> int:
+    """``calculate_max_num_blocks_for_vswa``: ``max_gpu_total_bytes`` when > 0, else
+    ``int(free_now · free_gpu_memory_fraction)`` (free memory when the manager is built)."""
+    return max_gpu_total_bytes if max_gpu_total_bytes > 0 else int(free_now * fraction)
+
+
 def _vswa_pools(
     model: Model, cfg: Config, lay: Layout, pool_bytes: int, max_tokens: int
 ) -> list[PoolCapacity]:
@@ -601,7 +612,10 @@ def capacity(
         max_gpu_total_bytes=max_gpu_total_bytes,
     )
     if lay.is_vswa:
-        pools = _vswa_pools(model, cfg, lay, total_bytes, tokens_cfg)
+        if total_bytes <= 0:
+            raise KVCalcError("free_bytes: too small for one KV cache block")
+        pool_bytes = vswa_primary_pool_bytes(0, free_gpu_memory_fraction, total_bytes)
+        pools = _vswa_pools(model, cfg, lay, pool_bytes, tokens_cfg)
     else:
         tokens = _single_pool_tokens(
             model, cfg, free_bytes, free_gpu_memory_fraction, max_tokens, free_bytes_at_creation
