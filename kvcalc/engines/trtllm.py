@@ -28,10 +28,10 @@ from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvcalc.dtypes import CacheDType, get_dtype
+from kvcalc.core.dtypes import CacheDType, get_dtype
+from kvcalc.core.layers import MLA, ChunkedAttention, FullAttention, LayerSpec, SlidingWindow, cdiv
+from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
-from kvcalc.layers import MLA, ChunkedAttention, FullAttention, LayerSpec, SlidingWindow, cdiv
-from kvcalc.model import Model
 
 #: ``KvCacheConfig.tokens_per_block`` default (llm_args.py).
 TOKENS_PER_BLOCK = 32
