@@ -141,6 +141,8 @@ def _plan_kwargs(log: VLLMLog, gpu: str) -> dict[str, Any]:
     sett = settings(log)
     tp, pp = sett["tensor_parallel_size"], sett["pipeline_parallel_size"]
     kw["num_gpus"] = tp * pp
+    if pp > 1 and "pipeline_parallel_size" in accepted:
+        kw["pipeline_parallel_size"] = pp
     kw["tensor_parallel_size"] = tp
     kw["max_model_len"] = s.get("max_model_len")
     kw["kv_dtype"] = sett["kv_dtype"]

@@ -2,9 +2,11 @@
 
 ``memory_bytes`` is the total the runtime reports, which is what vLLM multiplies by
 ``gpu_memory_utilization`` (``torch.cuda.mem_get_info()[1]``). Where that figure is published
-(``memory_source`` starts with "CUDA" / "ROCm") it is used; otherwise the ``nvidia-smi memory.total``
-figure (MiB × 2^20), which is typically 0.4–0.7 GiB more than the CUDA runtime reports — noted per
-entry. Bandwidths are the vendors' datasheet figures (bytes/s, decimal).
+(``memory_source`` starts with "CUDA" / "ROCm": a vLLM start-up log, a torch out-of-memory message or
+deviceQuery, named per entry) it is used — printed to 0.01 GiB, so exact to ±0.005 GiB unless the
+source gives bytes; otherwise the ``nvidia-smi memory.total`` figure (MiB × 2^20), which is typically
+0.4–0.7 GiB more than the CUDA runtime reports. Bandwidths are the vendors' datasheet figures (bytes/s,
+decimal).
 """
 
 from __future__ import annotations
@@ -55,15 +57,22 @@ class GPU:
         }
 
 
-_SMI = "nvidia-smi memory.total {} MiB (CUDA reports ~0.5 GiB less)"
+_SMI = "nvidia-smi memory.total {} MiB — no CUDA-reported total found in a published log (CUDA reports ~0.5 GiB less)"
+
+
+def _cuda(gib: float) -> int:
+    """A CUDA total printed to 0.01 GiB (torch / vLLM), as bytes: exact to ±0.005 GiB."""
+    return round(gib * GIB)
+
 
 _NVIDIA = (
     GPU("h100", "NVIDIA H100 80GB (SXM)", 85_029_158_912, 3_350 * GB, True, "NVIDIA",
-        "CUDA total 79.19 GiB (vLLM 'total_gpu_memory (79.19GiB)'; deviceQuery 85029158912)",
-        ("h100-80gb", "h100-sxm", "h100-sxm5", "h100-80gb-hbm3")),
+        "CUDA total 79.19 GiB (vLLM 'Free memory on device (78.66/79.19 GiB)', bench/vllm_logs/002; "
+        "deviceQuery 85029158912)", ("h100-80gb", "h100-sxm", "h100-sxm5", "h100-80gb-hbm3")),
     GPU("h100-nvl", "NVIDIA H100 NVL 94GB", 95_830 * MIB, 3_900 * GB, True, "NVIDIA", _SMI.format(95_830),
         ("h100-94gb",)),
-    GPU("h200", "NVIDIA H200 141GB", 143_771 * MIB, 4_800 * GB, True, "NVIDIA", _SMI.format(143_771),
+    GPU("h200", "NVIDIA H200 141GB", _cuda(139.81), 4_800 * GB, True, "NVIDIA",
+        "CUDA total 139.81 GiB (vLLM 0.10.2 'Free memory on device (139.21/139.81 GiB)', bench/vllm_logs/001)",
         ("h200-141gb", "h200-sxm")),
     GPU("b200", "NVIDIA B200 180GB", 183_359 * MIB, 8 * TB, True, "NVIDIA", _SMI.format(183_359),
         ("b200-180gb", "b200-192gb")),
@@ -71,13 +80,23 @@ _NVIDIA = (
         ("b300-288gb", "b300-sxm")),
     GPU("a100-80gb", "NVIDIA A100 80GB (SXM)", 85_166_604_288, 2_039 * GB, False, "NVIDIA",
         "CUDA total 79.32 GiB (deviceQuery totalGlobalMem 81221.8125 MiB)", ("a100-sxm4-80gb", "a100-80g")),
-    GPU("a100-40gb", "NVIDIA A100 40GB", 40_960 * MIB, 1_555 * GB, False, "NVIDIA", _SMI.format(40_960),
-        ("a100-sxm4-40gb", "a100-40g")),
-    GPU("l40s", "NVIDIA L40S 48GB", 46_068 * MIB, 864 * GB, True, "NVIDIA", _SMI.format(46_068),
-        ("l40s-48gb",)),
-    GPU("l4", "NVIDIA L4 24GB", 23_034 * MIB, 300 * GB, True, "NVIDIA", _SMI.format(23_034), ("l4-24gb",)),
-    GPU("rtx-4090", "NVIDIA GeForce RTX 4090 24GB", 24_564 * MIB, 1_008 * GB, True, "NVIDIA",
-        _SMI.format(24_564), ("4090", "rtx4090", "geforce-rtx-4090")),
+    GPU("a100-40gb", "NVIDIA A100 40GB", _cuda(39.39), 1_555 * GB, False, "NVIDIA",
+        "CUDA total 39.39 GiB (torch 'GPU 0 has a total capacity of 39.39 GiB' on A100-40GB hosts, e.g. "
+        "GCP a2; nvidia-smi 40960 MiB)", ("a100-sxm4-40gb", "a100-40g")),
+    GPU("l40s", "NVIDIA L40S 48GB", _cuda(44.42), 864 * GB, True, "NVIDIA",
+        "CUDA total 44.42 GiB (torch total of the 46068 MiB cards, L40S and A40: '46,068 MiB reported by "
+        "nvidia-smi (44.42 GiB Torch total)'; vLLM's L40S logs print the same)", ("l40s-48gb",)),
+    GPU("a40", "NVIDIA A40 48GB", _cuda(44.42), 696 * GB, False, "NVIDIA",
+        "CUDA total 44.42 GiB ('VRAM: 46,068 MiB reported by nvidia-smi (44.42 GiB Torch total)')", ("a40-48gb",)),
+    GPU("l4", "NVIDIA L4 24GB", _cuda(22.17), 300 * GB, True, "NVIDIA",
+        "CUDA total 22.17 GiB (torch 'GPU 0 has a total capacity of 22.17 GiB' on an L4; nvidia-smi 23034 MiB)",
+        ("l4-24gb",)),
+    GPU("rtx-3090", "NVIDIA GeForce RTX 3090 24GB", _cuda(23.58), 936 * GB, False, "NVIDIA",
+        "CUDA total 23.58 GiB (vLLM 'total_gpu_memory=23.58GiB', vllm-project/vllm#10517)",
+        ("3090", "rtx3090", "geforce-rtx-3090")),
+    GPU("rtx-4090", "NVIDIA GeForce RTX 4090 24GB", _cuda(23.64), 1_008 * GB, True, "NVIDIA",
+        "CUDA total 23.64 GiB (torch 'GPU 0 has a total capacity of 23.64 GiB', ali-vilab/VGen#104; "
+        "nvidia-smi 24564 MiB; a card driving a display reports less)", ("4090", "rtx4090", "geforce-rtx-4090")),
     GPU("rtx-5090", "NVIDIA GeForce RTX 5090 32GB", 32_607 * MIB, 1_792 * GB, True, "NVIDIA",
         _SMI.format(32_607), ("5090", "rtx5090", "geforce-rtx-5090")),
 )  # fmt: skip

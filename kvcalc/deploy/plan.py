@@ -28,8 +28,9 @@ uses 2048 on the smaller GPUs — pass it to model that exactly.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,20 +38,38 @@ from kvcalc.core.config import text_config
 from kvcalc.core.dtypes import get_dtype
 from kvcalc.core.fields import LIMITS, Fields, check_int
 from kvcalc.core.model import Model
-from kvcalc.core.params import ParamCount, count_params, get_weight_format, weight_bytes
+from kvcalc.core.params import ParamCount, WeightBytes, count_params, get_weight_format, weight_bytes
 from kvcalc.deploy.gpus import GIB, GPU, GPUS, get_gpu
+from kvcalc.deploy.vllm_kv import KVLayout, kv_layout, report
+from kvcalc.deploy.vllm_versions import VLLMVersion, get_vllm_version
 from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
 
 __all__ = ["DEFAULT_GPU_MEMORY_UTILIZATION", "Plan", "plan", "recommend"]
 
+#: vLLM's current default (``EngineArgs.gpu_memory_utilization``); older releases used 0.9 — a plan
+#: without ``gpu_memory_utilization`` takes the default of the modelled ``vllm_version``.
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 #: Activation peak of vLLM's sampler warm-up per logit (fp32 logits, sort, softmax copies): fitted to
 #: H100 "PyTorch activation peak memory" of Llama-3.1-8B, Llama-3.3-70B (tp 2), Qwen3-0.6B, Qwen3-32B
 #: and gpt-oss-20b at max_num_seqs 1024 (38.4–39.6 B per logit).
 SAMPLER_BYTES_PER_LOGIT = 39
+#: The figures below are the medians and ranges of published start-up logs kept with their sources in
+#: bench/vllm_logs/fit.json (``python bench/vllm_logs.py --fit`` recomputes them; a test checks they agree).
+#: Non-torch memory per GPU (NCCL, custom all-reduce buffers): tp = 1 median 0.13 GiB (0.07–0.35);
+#: tp > 1 median 0.545 GiB (0.25–1.38).
+#: tp > 1 on PCIe cards (no NVLink: no custom all-reduce buffers) 0.25 GiB (2 × RTX 4090).
 NON_TORCH_BYTES = {1: 140 * (1 << 20), 2: 563 * (1 << 20)}  # 0.13 / 0.55 GiB (tp = 1 / tp > 1)
-CUDAGRAPH_BYTES = 512 * (1 << 20)
+NON_TORCH_PCIE_BYTES = round(0.25 * GIB)
+NON_TORCH_RANGE = {1: (round(0.07 * GIB), round(0.35 * GIB)), 2: (round(0.25 * GIB), round(1.38 * GIB))}
+#: Data-centre GPUs whose tensor-parallel groups talk over NVLink / Infinity Fabric (the rest: PCIe).
+NVLINK_GPUS = frozenset({"h100", "h100-nvl", "h200", "b200", "b300", "a100-80gb", "a100-40gb", "mi300x", "mi325x"})
+#: CUDA-graph pool vLLM profiles into the budget since v0.21 ("Estimated CUDA graph memory"): median of nine
+#: published estimates 0.61 GiB, range 0.22–1.97 GiB (it grows with the model and the capture sizes).
+CUDAGRAPH_BYTES = round(0.61 * GIB)
+CUDAGRAPH_RANGE = (round(0.22 * GIB), round(1.97 * GIB))
+#: The sampler warm-up per logit spread 38.4–39.6 B in the fit (±2 %).
+ACTIVATION_SPREAD = 0.02
 #: vLLM's default max_num_seqs for `vllm serve`: 1024 on ≥ 70 GiB GPUs other than A100, else 256.
 BIG_GPU_BYTES = 70 * GIB
 TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
@@ -58,17 +77,28 @@ _DEFAULTS: dict[str, Any] = {
     "kv_dtype": "auto",
     "weight_dtype": None,
     "engine": "vllm",
-    "gpu_memory_utilization": 0.92,
+    "gpu_memory_utilization": None,
     "max_num_batched_tokens": 8192,
     "max_num_seqs": None,
     "block_size": 16,
-    "enable_prefix_caching": True,
+    "enable_prefix_caching": None,
     "activation_bytes": None,
     "non_torch_bytes": None,
     "cudagraph_bytes": None,
+    "vllm_version": None,
+    "pipeline_parallel_size": 1,
+    "data_parallel_size": None,
+    "speculative_config": None,
+    "kv_cache_memory": None,
+    "enforce_eager": False,
 }
-#: vLLM groups layers of different cache types in groups of equal size (kv_cache_utils).
-GROUP_SIZE_SLACK = 1.25
+#: Speculative-decoding methods whose draft layers keep KV in the target's cache (vLLM
+#: ``SpeculativeConfig.method``); ``None``: the count comes from the config (MTP layers).
+_DRAFT_LAYERS: dict[str, int | None] = {
+    "eagle": 1, "eagle3": 1, "mtp": None, "deepseek_mtp": None, "qwen3_next_mtp": None, "glm4_moe_mtp": None,
+    "ernie_mtp": None, "mimo_mtp": None, "longcat_flash_mtp": None, "ngram": 0, "suffix": 0,
+}  # fmt: skip
+_MTP_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules", "mtp_transformer_layers")
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,7 @@ class _Args:
     gpu: GPU
     num_gpus: int
     tp: int
+    pp: int
     max_model_len: int
     batch_size: int | None
     kv_dtype: str
@@ -90,6 +121,11 @@ class _Args:
     activation_bytes: int | None
     non_torch_bytes: int | None
     cudagraph_bytes: int | None
+    version: VLLMVersion
+    draft_layers: int = 0
+    speculative: str | None = None
+    kv_cache_memory: int | None = None
+    enforce_eager: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +169,11 @@ class Plan:
     estimated: tuple[str, ...] = ("weights_bytes", "buffers_bytes", "activation_bytes", "non_torch_bytes",
                                   "cudagraph_bytes")  # fmt: skip
     notes: tuple[str, ...] = field(default=())
+    vllm_version: str = ""
+    pipeline_parallel_size: int = 1
+    draft_layers: int = 0
+    kv_budget_range: tuple[int, int] = (0, 0)
+    kv_tokens_range: tuple[int, int] = (0, 0)
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -145,6 +186,8 @@ class Plan:
         out["kv_cache_bytes"] = self.kv_cache_bytes
         out["estimated"] = list(self.estimated)
         out["notes"] = list(self.notes)
+        out["kv_budget_range"] = list(self.kv_budget_range)
+        out["kv_tokens_range"] = list(self.kv_tokens_range)
         return out
 
 
@@ -174,15 +217,68 @@ def _check_tp(model: Model, tp: int) -> None:
         raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}")
 
 
+def _is_hybrid(model: Model) -> bool:
+    """A model with both paged attention and a recurrent state (Mamba, gated delta net, …)."""
+    leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
+    return any(hasattr(x, "vllm_state_bytes") for x in leaves) and any(x.paged for x in leaves)
+
+
+def _speculative(model: Model, value: object) -> tuple[str | None, int]:
+    """(method, draft layers holding KV) of ``--speculative-config`` (a dict or its JSON text)."""
+    if value is None:
+        return None, 0
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise KVCalcError(f"speculative_config: not valid JSON: {value!r}") from None
+    if not isinstance(value, Mapping):
+        raise KVCalcError(f"speculative_config: expected a mapping such as {{'method': 'eagle'}}, got {value!r}")
+    method = str(value.get("method") or ("draft_model" if value.get("model") else "")).lower()
+    if method not in _DRAFT_LAYERS:
+        raise KVCalcError(f"speculative_config: method {method!r} is not modelled (a separate draft model keeps "
+                          f"its own KV cache); use one of {', '.join(_DRAFT_LAYERS)}")  # fmt: skip
+    layers = _DRAFT_LAYERS[method]
+    if layers is None:
+        text = text_config(model.config)[0]
+        found = next((text[k] for k in _MTP_KEYS if isinstance(text.get(k), int) and text[k] > 0), None)
+        if found is None:
+            raise KVCalcError(f"speculative_config: {method!r} needs MTP layers, and the config has none "
+                              f"({', '.join(_MTP_KEYS)})")  # fmt: skip
+        layers = found
+    return method, layers
+
+
+def _parallel(model: Model, kw: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(num_gpus, tp, pp) from num_gpus / tensor_parallel_size / pipeline_parallel_size / data_parallel_size."""
+    pp = check_int(kw["pipeline_parallel_size"] or 1, "pipeline_parallel_size", maximum=4096)
+    dp = None if kw["data_parallel_size"] is None else check_int(kw["data_parallel_size"], "data_parallel_size",
+                                                                  maximum=4096)  # fmt: skip
+    num = kw["num_gpus"]
+    if kw["tensor_parallel_size"] is not None:
+        tp = check_int(kw["tensor_parallel_size"], "tensor_parallel_size", maximum=4096)
+    else:
+        total = check_int(num if num is not None else pp * (dp or 1), "num_gpus", maximum=4096)
+        if total % (pp * (dp or 1)):
+            raise KVCalcError(f"num_gpus: {total} is not a multiple of pipeline × data parallel {pp * (dp or 1)}")
+        tp = total // (pp * (dp or 1))
+    group = tp * pp
+    num_gpus = check_int(num if num is not None else group * (dp or 1), "num_gpus", maximum=4096)
+    if num_gpus % group:
+        what = "tensor_parallel_size" + (f" {tp} × pipeline_parallel_size {pp}" if pp > 1 else f" {tp}")
+        raise KVCalcError(f"num_gpus: {num_gpus} is not a multiple of {what}")
+    if dp is not None and num_gpus != group * dp:
+        raise KVCalcError(f"data_parallel_size: {dp} replicas of {group} GPUs need {group * dp} GPUs, not {num_gpus}")
+    _check_tp(model, tp)
+    return num_gpus, tp, pp
+
+
 def _args(model: Model, kw: Mapping[str, Any]) -> _Args:
     if not isinstance(model, Model):
         raise KVCalcError(f"model: expected a kvcalc Model (use load_model), got {type(model).__name__}")
     gpu = get_gpu(kw["gpu"])
-    num_gpus = check_int(kw["num_gpus"], "num_gpus", maximum=4096)
-    tp = check_int(kw["tensor_parallel_size"] or num_gpus, "tensor_parallel_size", maximum=4096)
-    if num_gpus % tp:
-        raise KVCalcError(f"num_gpus: {num_gpus} is not a multiple of tensor_parallel_size {tp}")
-    _check_tp(model, tp)
+    version = get_vllm_version(kw["vllm_version"])
+    num_gpus, tp, pp = _parallel(model, kw)
     max_len = model.max_position_embeddings if kw["max_model_len"] is None else kw["max_model_len"]
     if max_len is None:
         raise KVCalcError("max_model_len: required (the config has no max_position_embeddings)")
@@ -198,22 +294,34 @@ def _args(model: Model, kw: Mapping[str, Any]) -> _Args:
     if seqs is None:
         seqs = 1024 if gpu.memory_bytes >= BIG_GPU_BYTES and not gpu.key.startswith("a100") else 256
     batch = kw["batch_size"]
+    util = kw["gpu_memory_utilization"]
+    prefix = kw["enable_prefix_caching"]
+    if prefix is None:
+        prefix = version.hybrid_prefix_caching if _is_hybrid(model) else True
+    method, drafts = _speculative(model, kw["speculative_config"])
     return _Args(
         gpu=gpu,
         num_gpus=num_gpus,
         tp=tp,
+        pp=pp,
         max_model_len=check_int(max_len, "max_model_len", maximum=LIMITS["tokens"]),
         batch_size=None if batch is None else check_int(batch, "batch_size", maximum=1 << 24),
         kv_dtype=get_dtype(kv_dtype).name,
         weight_dtype=weight_dtype,
-        utilization=_fraction(kw["gpu_memory_utilization"], "gpu_memory_utilization"),
+        utilization=_fraction(version.default_gpu_memory_utilization if util is None else util,
+                              "gpu_memory_utilization"),  # fmt: skip
         max_num_batched_tokens=mnbt,
         max_num_seqs=check_int(seqs, "max_num_seqs", maximum=1 << 24),
         block_size=check_int(kw["block_size"], "block_size", maximum=1 << 20),
-        enable_prefix_caching=bool(kw["enable_prefix_caching"]),
+        enable_prefix_caching=bool(prefix),
         activation_bytes=_opt_bytes(kw["activation_bytes"], "activation_bytes"),
         non_torch_bytes=_opt_bytes(kw["non_torch_bytes"], "non_torch_bytes"),
         cudagraph_bytes=_opt_bytes(kw["cudagraph_bytes"], "cudagraph_bytes"),
+        version=version,
+        draft_layers=drafts,
+        speculative=method,
+        kv_cache_memory=_opt_bytes(kw["kv_cache_memory"], "kv_cache_memory"),
+        enforce_eager=bool(kw["enforce_eager"]),
     )
 
 
@@ -251,9 +359,13 @@ def _forward_bytes(model: Model, a: _Args, p: ParamCount) -> int:
 
 
 def _activation_bytes(model: Model, a: _Args, p: ParamCount) -> int:
-    """vLLM profile_run peak: max(sampler warm-up, forward pass) — an estimate."""
+    """vLLM profile_run peak: max(sampler warm-up, forward pass) — an estimate. V0 profiled one forward
+    over max(max_model_len, 2048) tokens (chunked prefill was off up to 32K) and no sampler warm-up."""
     if a.activation_bytes is not None:
         return a.activation_bytes
+    if not a.version.v1:
+        tokens = max(a.max_model_len, 2048) if a.max_model_len <= 32_768 else a.max_num_batched_tokens
+        return _forward_bytes(model, replace(a, max_num_batched_tokens=tokens), p)
     text, prefix = text_config(model.config)
     vocab = Fields(text, prefix).int("vocab_size", default=32000)
     seqs = min(a.max_num_seqs, a.max_num_batched_tokens)
@@ -262,39 +374,21 @@ def _activation_bytes(model: Model, a: _Args, p: ParamCount) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
-# KV cache groups
+# KV cache layout
 
 
-@dataclass(frozen=True)
-class _Groups:
-    """vLLM KV-cache grouping: ``group_size`` layers share each block; pages per request summed."""
-
-    page_bytes: int
-    group_size: int
-    pages_per_request: int
-    block_size: int
-
-    @property
-    def bytes_per_block(self) -> int:
-        return self.page_bytes * self.group_size
-
-
-def _groups(pages: Sequence[tuple[VLLMPage, ...]]) -> _Groups | None:
-    """Group cache slots by type like vLLM (equal-size groups; one group for a uniform model)."""
-    by_type: dict[tuple[str, int, int], int] = {}
-    for layer in pages:
-        for x in layer:
-            key = (x.kind, x.page_bytes, x.pages)
-            by_type[key] = by_type.get(key, 0) + 1
-    if not by_type:
-        return None
-    counts = by_type.values()
-    lo, hi = min(counts), max(counts)
-    size = hi if hi < lo * GROUP_SIZE_SLACK else lo
-    page = max(k[1] for k in by_type)
-    per_request = sum(math.ceil(n / size) * math.ceil(k[2] * k[1] / page) for k, n in by_type.items())
-    block = next(x.block_size for layer in pages for x in layer)
-    return _Groups(page_bytes=page, group_size=size, pages_per_request=per_request, block_size=block)
+def _layout(model: Model, a: _Args, seq_len: int) -> KVLayout | None:
+    return kv_layout(
+        model,
+        seq_len,
+        kv_dtype=a.kv_dtype,
+        tensor_parallel_size=a.tp,
+        pipeline_parallel_size=a.pp,
+        block_size=a.block_size,
+        max_num_batched_tokens=a.max_num_batched_tokens,
+        enable_prefix_caching=a.enable_prefix_caching,
+        draft_layers=a.draft_layers,
+    )
 
 
 def _pages(model: Model, a: _Args, seq_len: int) -> list[tuple[VLLMPage, ...]]:
@@ -309,18 +403,22 @@ def _pages(model: Model, a: _Args, seq_len: int) -> list[tuple[VLLMPage, ...]]:
     )
 
 
-def _per_request(pages: Iterable[tuple[VLLMPage, ...]]) -> int:
-    return sum(x.page_bytes * x.pages for layer in pages for x in layer)
+def _per_request(model: Model, a: _Args, seq_len: int) -> int:
+    """Bytes one request of ``seq_len`` tokens holds on the binding GPU (all its layers' pages)."""
+    if a.pp == 1 and not a.draft_layers:
+        return sum(x.page_bytes * x.pages for layer in _pages(model, a, seq_len) for x in layer)
+    layout = _layout(model, a, seq_len)
+    return layout.per_request_bytes if layout else 0
 
 
 def _max_context(model: Model, a: _Args, budget: int, limit: int) -> int:
     """Largest context (≤ limit) whose per-request bytes fit the budget (vLLM estimate_max_model_len)."""
-    if budget <= 0 or _per_request(_pages(model, a, 1)) > budget:
+    if budget <= 0 or _per_request(model, a, 1) > budget:
         return 0
     lo, hi = 1, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _per_request(_pages(model, a, mid)) <= budget:
+        if _per_request(model, a, mid) <= budget:
             lo = mid
         else:
             hi = mid - 1
@@ -331,29 +429,74 @@ def _max_context(model: Model, a: _Args, budget: int, limit: int) -> int:
 # the plan
 
 
+def _stage_weights(w: WeightBytes, p: ParamCount, a: _Args, model: Model) -> int:
+    """Weights on the binding GPU: a pipeline stage keeps 1/pp of the decoder layers plus the larger of
+    the embeddings (first stage) and the lm_head (last stage); EAGLE / MTP draft layers add one decoder
+    layer's weights each (estimates)."""
+    edge = w.parts.get("embeddings", 0), w.parts.get("lm_head", 0)
+    body = w.total - sum(edge)
+    layers = max(1, len(model.layers))
+    out = w.total if a.pp == 1 else math.ceil(body / a.pp) + max(edge)
+    return out + a.draft_layers * (body // layers)
+
+
+def _overheads(model: Model, a: _Args, p: ParamCount) -> tuple[int, int, int]:
+    """(activation peak, non-torch, CUDA-graph pool) subtracted from the budget (estimates)."""
+    activation = _activation_bytes(model, a, p)
+    if a.non_torch_bytes is not None:
+        non_torch = a.non_torch_bytes
+    elif a.tp * a.pp > 1 and a.gpu.key not in NVLINK_GPUS:
+        non_torch = NON_TORCH_PCIE_BYTES
+    else:
+        non_torch = NON_TORCH_BYTES[min(a.tp * a.pp, 2)]
+    if a.cudagraph_bytes is not None:
+        cudagraph = a.cudagraph_bytes
+    else:
+        cudagraph = CUDAGRAPH_BYTES if a.version.cudagraph_in_budget and not a.enforce_eager else 0
+    return activation, non_torch, cudagraph
+
+
+def _budget_range(a: _Args, budget: int, activation: int, non_torch: int, cudagraph: int) -> tuple[int, int]:
+    """The KV budget when each estimated overhead sits at the low / high end of its published spread
+    (measured values passed in are not spread; a --kv-cache-memory budget is exact)."""
+    if a.kv_cache_memory is not None:
+        return budget, budget
+    lo = hi = budget
+    if a.activation_bytes is None:
+        lo, hi = lo - round(activation * ACTIVATION_SPREAD), hi + round(activation * ACTIVATION_SPREAD)
+    if a.non_torch_bytes is None:
+        nt_lo, nt_hi = NON_TORCH_RANGE[min(a.tp * a.pp, 2)]
+        lo, hi = lo - max(0, nt_hi - non_torch), hi + max(0, non_torch - nt_lo)
+    if a.cudagraph_bytes is None and cudagraph:
+        lo, hi = lo - max(0, CUDAGRAPH_RANGE[1] - cudagraph), hi + max(0, cudagraph - CUDAGRAPH_RANGE[0])
+    return lo, hi
+
+
 def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
     """The arithmetic of one configuration (no search for a bigger one)."""
     requested = math.ceil(a.gpu.memory_bytes * a.utilization)
     weights = weight_bytes(model, a.weight_dtype, tensor_parallel_size=a.tp, vocab_padding=64, params=p)
+    stage = _stage_weights(weights, p, a, model)
     buffers = _rope_bytes(model)
-    activation = _activation_bytes(model, a, p)
-    non_torch = a.non_torch_bytes if a.non_torch_bytes is not None else NON_TORCH_BYTES[min(a.tp, 2)]
-    cudagraph = a.cudagraph_bytes if a.cudagraph_bytes is not None else CUDAGRAPH_BYTES
-    budget = requested - weights.total - buffers - activation - non_torch - cudagraph
-    pages = _pages(model, a, a.max_model_len)
-    per_request = _per_request(pages)
-    g = _groups(pages)
+    activation, non_torch, cudagraph = _overheads(model, a, p)
+    if a.kv_cache_memory is not None:
+        budget = a.kv_cache_memory  # --kv-cache-memory: vLLM skips profiling and uses this budget
+    else:
+        budget = requested - stage - buffers - activation - non_torch - cudagraph
+    lo, hi = _budget_range(a, budget, activation, non_torch, cudagraph)
+    layout = _layout(model, a, a.max_model_len)
+    per_request = _per_request(model, a, a.max_model_len)
     notes: list[str] = []
-    if g is None:
-        bpb, num_blocks, bpr, concurrency = 0, 0, 0, math.inf if budget >= 0 else 0.0
+    if layout is None:
+        bpb, num_blocks, bpr, concurrency, tokens = 0, 0, 0, math.inf if budget >= 0 else 0.0, 0
         notes.append("the model keeps no KV cache: concurrency is limited by compute, not memory")
     else:
-        bpb, bpr = g.bytes_per_block, g.pages_per_request
+        bpb, bpr = layout.bytes_per_block, layout.blocks_per_request
         num_blocks = max(0, budget) // bpb
-        concurrency = num_blocks / bpr if bpr else 0.0
-        if g.block_size != a.block_size:
-            notes.append(f"vLLM raises the attention block size to {g.block_size} (one mamba state per page)")
-    replicas = a.num_gpus // a.tp
+        tokens, concurrency = report(layout, num_blocks, a.max_model_len, a.version)
+        if layout.block_size != a.block_size:
+            notes.append(f"vLLM raises the attention block size to {layout.block_size} (one mamba state per page)")
+    replicas = a.num_gpus // (a.tp * a.pp)
     fits_one = budget > 0 and per_request <= budget
     want = a.batch_size or 1
     fits = fits_one and (int(concurrency) if math.isfinite(concurrency) else want) * replicas >= want
@@ -371,27 +514,33 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         weight_format=weights.format,
         gpu_memory_utilization=a.utilization,
         requested_bytes=requested,
-        weights_bytes=weights.total,
+        weights_bytes=stage,
         buffers_bytes=buffers,
         activation_bytes=activation,
         non_torch_bytes=non_torch,
         cudagraph_bytes=cudagraph,
         kv_budget_bytes=budget,
-        page_bytes=g.page_bytes if g else 0,
-        group_size=g.group_size if g else 0,
+        page_bytes=layout.page_bytes if layout else 0,
+        group_size=layout.group_size if layout else 0,
         bytes_per_block=bpb,
         num_blocks=num_blocks,
         blocks_per_request=bpr,
         per_request_bytes=per_request,
         max_concurrency=concurrency,
-        kv_tokens=int(concurrency * a.max_model_len) if math.isfinite(concurrency) else 0,
+        kv_tokens=tokens if math.isfinite(concurrency) else 0,
         max_batch=(int(concurrency) if math.isfinite(concurrency) else a.max_num_seqs) * replicas,
-        max_context=_max_context(model, a, budget, limit) if g else limit,
+        max_context=_max_context(model, a, budget, limit) if layout else limit,
         fits=fits,
         batch_size=a.batch_size,
         params=p.total_with_towers,
         active_params=p.active,
         notes=tuple(notes + _notes(model, a, p)),
+        vllm_version=a.version.name,
+        pipeline_parallel_size=a.pp,
+        draft_layers=a.draft_layers,
+        kv_budget_range=(lo, hi),
+        kv_tokens_range=(report(layout, max(0, lo) // bpb, a.max_model_len, a.version)[0],
+                         report(layout, max(0, hi) // bpb, a.max_model_len, a.version)[0]) if layout else (0, 0),
     )
 
 
@@ -408,13 +557,28 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
     if a.gpu.unified:
         out.append("vLLM does not run on Apple GPUs: vLLM's arithmetic applied to unified memory "
                    "(macOS lets the GPU wire only part of it)")
+    v = a.version
+    graphs = "CUDA graphs profiled into the budget" if v.cudagraph_in_budget else "CUDA graphs captured after sizing"
+    out.append(f"models vLLM {v.name} (≥ {v.name}): {graphs}; gpu_memory_utilization default "
+               f"{v.default_gpu_memory_utilization}; see docs/vllm_versions.md")  # fmt: skip
+    if _is_hybrid(model):
+        out.append(f"hybrid model: prefix caching {'on' if a.enable_prefix_caching else 'off'} "
+                   f"({3 if a.enable_prefix_caching else 1} state pages per layer per request)")  # fmt: skip
+    if a.pp > 1:
+        out.append(f"pipeline parallel {a.pp}: each stage holds ~1/{a.pp} of the layers and its own KV cache; "
+                   "vLLM keeps the smallest stage's block count")  # fmt: skip
+    if a.draft_layers:
+        out.append(f"speculative decoding ({a.speculative}): {a.draft_layers} draft layer(s) hold KV like the "
+                   "target's layers")  # fmt: skip
+    if a.kv_cache_memory is not None:
+        out.append("--kv-cache-memory: a fixed KV budget; gpu_memory_utilization and profiling are skipped")
     return out
 
 
 def _fits_with(model: Model, a: _Args, p: ParamCount, n: int) -> bool:
     try:
         _check_tp(model, n)
-        return _compute(model, replace(a, num_gpus=n, tp=n), p).fits
+        return _compute(model, replace(a, num_gpus=n * a.pp, tp=n), p).fits
     except KVCalcError:
         return False
 
@@ -447,30 +611,41 @@ def plan(
     model: Model,
     *,
     gpu: str | GPU,
-    num_gpus: int = 1,
+    num_gpus: int | None = None,
     tensor_parallel_size: int | None = None,
     max_model_len: int | None = None,
     batch_size: int | None = None,
     kv_dtype: str = "auto",
     weight_dtype: str | None = None,
     engine: str = "vllm",
-    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    gpu_memory_utilization: float | None = None,
     max_num_batched_tokens: int = 8192,
     max_num_seqs: int | None = None,
     block_size: int = 16,
-    enable_prefix_caching: bool = True,
+    enable_prefix_caching: bool | None = None,
     activation_bytes: int | None = None,
     non_torch_bytes: int | None = None,
     cudagraph_bytes: int | None = None,
+    vllm_version: str | None = None,
+    pipeline_parallel_size: int = 1,
+    data_parallel_size: int | None = None,
+    speculative_config: Mapping[str, Any] | str | None = None,
+    kv_cache_memory: int | None = None,
+    enforce_eager: bool = False,
 ) -> Plan:
-    """Plan serving ``model`` with vLLM on ``num_gpus`` × ``gpu`` (tensor parallel = num_gpus by default).
+    """Plan serving ``model`` with vLLM on ``num_gpus`` × ``gpu``.
 
+    ``vllm_version`` (default: the newest modelled, :data:`kvcalc.deploy.vllm_versions.DEFAULT_VLLM_VERSION`)
+    selects the release's behaviours: default ``gpu_memory_utilization`` (0.92, 0.9 before), whether CUDA
+    graphs are profiled into the budget, prefix caching for hybrids, how the token line is printed.
+    ``num_gpus`` defaults to tp × pp × dp; ``tensor_parallel_size`` to num_gpus / (pp × dp); GPUs beyond
+    one tp × pp group are data-parallel replicas (``data_parallel_size`` names their count).
     ``max_model_len`` defaults to the config's max_position_embeddings; ``weight_dtype`` to the
-    checkpoint's format; ``kv_dtype="auto"`` to the model dtype; ``gpu_memory_utilization`` to 0.92
-    (vLLM's current default; 0.9 in older releases). ``batch_size``: concurrent requests that must fit
-    at max_model_len (default 1). GPUs beyond one tensor-parallel group are data-parallel replicas.
-    The three ``*_bytes`` arguments replace the estimates with measured values. See the module doc for
-    what is exact and what is estimated.
+    checkpoint's format; ``kv_dtype="auto"`` to the model dtype. ``batch_size``: concurrent requests that
+    must fit at max_model_len (default 1). ``speculative_config`` (``{"method": "eagle"}``, MTP methods):
+    draft layers that hold KV. ``kv_cache_memory``: vLLM's ``--kv-cache-memory`` (bytes; replaces the
+    utilization budget). The three ``*_bytes`` arguments replace the estimates with measured values.
+    See the module doc for what is exact and what is estimated.
     """
     a = _args(model, locals())  # every keyword argument, validated
     p = count_params(model)

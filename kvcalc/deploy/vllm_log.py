@@ -214,6 +214,11 @@ _MEMORY = (
     ("weights", re.compile(r"Model loading took\s*" + _NUM + r"\s*GiB")),
     ("weights", re.compile(r"Loading model weights took\s*" + _NUM + r"\s*GB")),
     ("cudagraph", re.compile(r"Graph capturing finished in \S+ secs?, took\s*" + _NUM + r"\s*GiB")),
+    ("cudagraph_estimate", re.compile(r"Estimated CUDA graph memory:\s*" + _NUM + r"\s*GiB")),
+    ("available", re.compile(r"reserved for KV Cache is\s*" + _NUM + r"\s*GiB")),
+    ("weights", re.compile(r"model weights take\s*" + _NUM + r"\s*GiB")),
+    ("nontorch", re.compile(r"non_torch_memory takes\s*" + _NUM + r"\s*GiB")),
+    ("activation", re.compile(r"PyTorch activation peak memory takes\s*" + _NUM + r"\s*GiB")),
     ("needed", re.compile(r"max seq len \(" + _NUM + r"\),? \(?" + _NUM + r" GiB KV cache is needed.*?"
                           r"available KV cache memory \(" + _NUM + r" GiB\)")),
     ("max_tokens", re.compile(r"maximum number of tokens that can be stored in KV cache \(" + _NUM + r"\)")),
@@ -275,13 +280,14 @@ def _memory_line(log: VLLMLog, no: int, line: str) -> None:
             log.memory.setdefault("activation", values[0])
         elif kind == "nontorch":
             log.memory.setdefault("non_torch", values[0])
-        elif kind in ("available", "weights", "cudagraph", "total"):
+        elif kind in ("available", "weights", "cudagraph", "total", "activation"):
             log.memory.setdefault(kind, values[0])
+        elif kind == "cudagraph_estimate":
+            log.memory["cudagraph"] = values[0]
         if kind == "available" and "kv_cache_size=" in line:
             log.engine = log.engine or "v0"
         if kind in ("concurrency", "needed"):
             log.memory.setdefault("logged_max_model_len", values[0])
-        return
 
 
 def parse_log(text: str) -> VLLMLog:
@@ -306,6 +312,11 @@ def parse_log(text: str) -> VLLMLog:
             _args_dict(line, flags)
         if re.search(r"(?:^|[\s$#>])(?:vllm serve|vllm\.entrypoints\.\S*api_server)\b", line):
             _flags(_serve_command(lines, no - 1), flags)
+        m = re.search(r"gpu_memory_utilization[=\s(]+([0-9.]+)", line)
+        m = m if m and "non-default args" not in line and "--gpu" not in line else None
+        m = m or re.search(r"(?:Desired GPU memory utilization is \(|The current --gpu-memory-utilization=)([0-9.]+)", line)
+        if m:
+            flags.setdefault("gpu_memory_utilization", float(m.group(1).rstrip(".")))
         m = re.search(r"Using max model len\s+([0-9]+)", line)
         if m:
             flags.setdefault("max_model_len", int(m.group(1)))

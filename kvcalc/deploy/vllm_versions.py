@@ -61,8 +61,7 @@ VLLM_VERSIONS: tuple[VLLMVersion, ...] = (
     VLLMVersion("0.8", True, False, False, False, 0.9),
     VLLMVersion("0.20", True, True, False, False, 0.9),
     VLLMVersion("0.21", True, True, True, False, 0.9),
-    VLLMVersion("0.30", True, True, True, False, 0.92),
-    VLLMVersion("0.33", True, True, True, True, 0.92),
+    VLLMVersion("0.28", True, True, True, True, 0.92),
 )
 DEFAULT_VLLM_VERSION = VLLM_VERSIONS[-1].name
 
