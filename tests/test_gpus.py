@@ -45,8 +45,10 @@ def test_ambiguous_and_unknown_list_choices() -> None:
 def test_documented_memory_bytes() -> None:
     assert get_gpu("h100").memory_bytes == 85_029_158_912  # CUDA total: vLLM logs 79.19 GiB
     assert get_gpu("a100-80gb").memory_bytes == 85_166_604_288  # deviceQuery 81221.8125 MiB
-    assert get_gpu("h200").memory_bytes == 143_771 * MIB  # nvidia-smi
-    assert get_gpu("rtx-4090").memory_bytes == 24_564 * MIB
+    assert get_gpu("h200").memory_bytes == round(139.81 * GIB)  # vLLM log (was nvidia-smi 143,771 MiB)
+    assert get_gpu("rtx-4090").memory_bytes == round(23.64 * GIB)  # torch total (was nvidia-smi 24,564 MiB)
+    assert get_gpu("l40s").memory_bytes == get_gpu("a40").memory_bytes == round(44.42 * GIB)
+    assert get_gpu("rtx 3090").memory_bytes == round(23.58 * GIB)  # vLLM total_gpu_memory=23.58GiB
     assert get_gpu("mi300x").memory_bytes == 205_822_885_888  # rocm-smi / torch total
     assert get_gpu("apple-m3-ultra-512gb").memory_bytes == 512 * GIB
 

@@ -57,7 +57,7 @@ class GPU:
         }
 
 
-_SMI = "nvidia-smi memory.total {} MiB — no CUDA-reported total found in a published log (CUDA reports ~0.5 GiB less)"
+_SMI = "nvidia-smi memory.total {} MiB — no CUDA total found in a published log (CUDA reports ~0.5 GiB less)"
 
 
 def _cuda(gib: float) -> int:
@@ -72,7 +72,8 @@ _NVIDIA = (
     GPU("h100-nvl", "NVIDIA H100 NVL 94GB", 95_830 * MIB, 3_900 * GB, True, "NVIDIA", _SMI.format(95_830),
         ("h100-94gb",)),
     GPU("h200", "NVIDIA H200 141GB", _cuda(139.81), 4_800 * GB, True, "NVIDIA",
-        "CUDA total 139.81 GiB (vLLM 0.10.2 'Free memory on device (139.21/139.81 GiB)', bench/vllm_logs/001)",
+        "CUDA total 139.81 GiB (vLLM 0.10.2 'Free memory on device (139.21/139.81 GiB)', "
+        "bench/vllm_logs/001)",
         ("h200-141gb", "h200-sxm")),
     GPU("b200", "NVIDIA B200 180GB", 183_359 * MIB, 8 * TB, True, "NVIDIA", _SMI.format(183_359),
         ("b200-180gb", "b200-192gb")),
@@ -87,16 +88,19 @@ _NVIDIA = (
         "CUDA total 44.42 GiB (torch total of the 46068 MiB cards, L40S and A40: '46,068 MiB reported by "
         "nvidia-smi (44.42 GiB Torch total)'; vLLM's L40S logs print the same)", ("l40s-48gb",)),
     GPU("a40", "NVIDIA A40 48GB", _cuda(44.42), 696 * GB, False, "NVIDIA",
-        "CUDA total 44.42 GiB ('VRAM: 46,068 MiB reported by nvidia-smi (44.42 GiB Torch total)')", ("a40-48gb",)),
+        "CUDA total 44.42 GiB ('VRAM: 46,068 MiB reported by nvidia-smi (44.42 GiB Torch total)')",
+        ("a40-48gb",)),
     GPU("l4", "NVIDIA L4 24GB", _cuda(22.17), 300 * GB, True, "NVIDIA",
-        "CUDA total 22.17 GiB (torch 'GPU 0 has a total capacity of 22.17 GiB' on an L4; nvidia-smi 23034 MiB)",
+        "CUDA total 22.17 GiB (torch 'GPU 0 has a total capacity of 22.17 GiB' on an L4; "
+        "nvidia-smi 23034 MiB)",
         ("l4-24gb",)),
     GPU("rtx-3090", "NVIDIA GeForce RTX 3090 24GB", _cuda(23.58), 936 * GB, False, "NVIDIA",
         "CUDA total 23.58 GiB (vLLM 'total_gpu_memory=23.58GiB', vllm-project/vllm#10517)",
         ("3090", "rtx3090", "geforce-rtx-3090")),
     GPU("rtx-4090", "NVIDIA GeForce RTX 4090 24GB", _cuda(23.64), 1_008 * GB, True, "NVIDIA",
         "CUDA total 23.64 GiB (torch 'GPU 0 has a total capacity of 23.64 GiB', ali-vilab/VGen#104; "
-        "nvidia-smi 24564 MiB; a card driving a display reports less)", ("4090", "rtx4090", "geforce-rtx-4090")),
+        "nvidia-smi 24564 MiB; a card driving a display reports less)",
+        ("4090", "rtx4090", "geforce-rtx-4090")),
     GPU("rtx-5090", "NVIDIA GeForce RTX 5090 32GB", 32_607 * MIB, 1_792 * GB, True, "NVIDIA",
         _SMI.format(32_607), ("5090", "rtx5090", "geforce-rtx-5090")),
 )  # fmt: skip
@@ -125,8 +129,17 @@ def _apple() -> tuple[GPU, ...]:
         for size in sizes:
             key = f"apple-{chip.lower().replace(' ', '-')}-{size}gb"
             out.append(
-                GPU(key, f"Apple {chip} {size}GB unified", size * GIB, bandwidth, False, "Apple",
-                    f"unified memory {size} GiB (shared with the CPU)", (), unified=True)  # fmt: skip
+                GPU(
+                    key,
+                    f"Apple {chip} {size}GB unified",
+                    size * GIB,
+                    bandwidth,
+                    False,
+                    "Apple",
+                    f"unified memory {size} GiB (shared with the CPU)",
+                    (),
+                    unified=True,
+                )  # fmt: skip
             )
     return tuple(out)
 

@@ -63,7 +63,9 @@ NON_TORCH_BYTES = {1: 140 * (1 << 20), 2: 563 * (1 << 20)}  # 0.13 / 0.55 GiB (t
 NON_TORCH_PCIE_BYTES = round(0.25 * GIB)
 NON_TORCH_RANGE = {1: (round(0.07 * GIB), round(0.35 * GIB)), 2: (round(0.25 * GIB), round(1.38 * GIB))}
 #: Data-centre GPUs whose tensor-parallel groups talk over NVLink / Infinity Fabric (the rest: PCIe).
-NVLINK_GPUS = frozenset({"h100", "h100-nvl", "h200", "b200", "b300", "a100-80gb", "a100-40gb", "mi300x", "mi325x"})
+NVLINK_GPUS = frozenset(
+    {"h100", "h100-nvl", "h200", "b200", "b300", "a100-80gb", "a100-40gb", "mi300x", "mi325x"}
+)
 #: CUDA-graph pool vLLM profiles into the budget since v0.21 ("Estimated CUDA graph memory"): median of nine
 #: published estimates 0.61 GiB, range 0.22–1.97 GiB (it grows with the model and the capture sizes).
 CUDAGRAPH_BYTES = round(0.61 * GIB)
@@ -233,10 +235,13 @@ def _speculative(model: Model, value: object) -> tuple[str | None, int]:
         except ValueError:
             raise KVCalcError(f"speculative_config: not valid JSON: {value!r}") from None
     if not isinstance(value, Mapping):
-        raise KVCalcError(f"speculative_config: expected a mapping such as {{'method': 'eagle'}}, got {value!r}")
+        raise KVCalcError(
+            f"speculative_config: expected a mapping such as {{'method': 'eagle'}}, got {value!r}"
+        )
     method = str(value.get("method") or ("draft_model" if value.get("model") else "")).lower()
     if method not in _DRAFT_LAYERS:
-        raise KVCalcError(f"speculative_config: method {method!r} is not modelled (a separate draft model keeps "
+        raise KVCalcError(f"speculative_config: method {method!r} is not modelled (a separate draft model "
+                          f"keeps "
                           f"its own KV cache); use one of {', '.join(_DRAFT_LAYERS)}")  # fmt: skip
     layers = _DRAFT_LAYERS[method]
     if layers is None:
@@ -250,17 +255,19 @@ def _speculative(model: Model, value: object) -> tuple[str | None, int]:
 
 
 def _parallel(model: Model, kw: Mapping[str, Any]) -> tuple[int, int, int]:
-    """(num_gpus, tp, pp) from num_gpus / tensor_parallel_size / pipeline_parallel_size / data_parallel_size."""
+    """(num_gpus, tp, pp) from num_gpus, tensor_parallel_size, pipeline_parallel_size, data_parallel_size."""
     pp = check_int(kw["pipeline_parallel_size"] or 1, "pipeline_parallel_size", maximum=4096)
-    dp = None if kw["data_parallel_size"] is None else check_int(kw["data_parallel_size"], "data_parallel_size",
-                                                                  maximum=4096)  # fmt: skip
+    dp_raw = kw["data_parallel_size"]
+    dp = None if dp_raw is None else check_int(dp_raw, "data_parallel_size", maximum=4096)
     num = kw["num_gpus"]
     if kw["tensor_parallel_size"] is not None:
         tp = check_int(kw["tensor_parallel_size"], "tensor_parallel_size", maximum=4096)
     else:
         total = check_int(num if num is not None else pp * (dp or 1), "num_gpus", maximum=4096)
         if total % (pp * (dp or 1)):
-            raise KVCalcError(f"num_gpus: {total} is not a multiple of pipeline × data parallel {pp * (dp or 1)}")
+            raise KVCalcError(
+                f"num_gpus: {total} is not a multiple of pipeline × data parallel {pp * (dp or 1)}"
+            )
         tp = total // (pp * (dp or 1))
     group = tp * pp
     num_gpus = check_int(num if num is not None else group * (dp or 1), "num_gpus", maximum=4096)
@@ -268,7 +275,9 @@ def _parallel(model: Model, kw: Mapping[str, Any]) -> tuple[int, int, int]:
         what = "tensor_parallel_size" + (f" {tp} × pipeline_parallel_size {pp}" if pp > 1 else f" {tp}")
         raise KVCalcError(f"num_gpus: {num_gpus} is not a multiple of {what}")
     if dp is not None and num_gpus != group * dp:
-        raise KVCalcError(f"data_parallel_size: {dp} replicas of {group} GPUs need {group * dp} GPUs, not {num_gpus}")
+        raise KVCalcError(
+            f"data_parallel_size: {dp} replicas of {group} GPUs need {group * dp} GPUs, not {num_gpus}"
+        )
     _check_tp(model, tp)
     return num_gpus, tp, pp
 
@@ -308,8 +317,9 @@ def _args(model: Model, kw: Mapping[str, Any]) -> _Args:
         batch_size=None if batch is None else check_int(batch, "batch_size", maximum=1 << 24),
         kv_dtype=get_dtype(kv_dtype).name,
         weight_dtype=weight_dtype,
-        utilization=_fraction(version.default_gpu_memory_utilization if util is None else util,
-                              "gpu_memory_utilization"),  # fmt: skip
+        utilization=_fraction(
+            version.default_gpu_memory_utilization if util is None else util, "gpu_memory_utilization"
+        ),  # fmt: skip
         max_num_batched_tokens=mnbt,
         max_num_seqs=check_int(seqs, "max_num_seqs", maximum=1 << 24),
         block_size=check_int(kw["block_size"], "block_size", maximum=1 << 20),
@@ -495,7 +505,9 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         num_blocks = max(0, budget) // bpb
         tokens, concurrency = report(layout, num_blocks, a.max_model_len, a.version)
         if layout.block_size != a.block_size:
-            notes.append(f"vLLM raises the attention block size to {layout.block_size} (one mamba state per page)")
+            notes.append(
+                f"vLLM raises the attention block size to {layout.block_size} (one mamba state per page)"
+            )
     replicas = a.num_gpus // (a.tp * a.pp)
     fits_one = budget > 0 and per_request <= budget
     want = a.batch_size or 1
@@ -539,8 +551,12 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         pipeline_parallel_size=a.pp,
         draft_layers=a.draft_layers,
         kv_budget_range=(lo, hi),
-        kv_tokens_range=(report(layout, max(0, lo) // bpb, a.max_model_len, a.version)[0],
-                         report(layout, max(0, hi) // bpb, a.max_model_len, a.version)[0]) if layout else (0, 0),
+        kv_tokens_range=(
+            report(layout, max(0, lo) // bpb, a.max_model_len, a.version)[0],
+            report(layout, max(0, hi) // bpb, a.max_model_len, a.version)[0],
+        )
+        if layout
+        else (0, 0),
     )
 
 
@@ -555,20 +571,28 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
     if a.tp > 1:
         out.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
     if a.gpu.unified:
-        out.append("vLLM does not run on Apple GPUs: vLLM's arithmetic applied to unified memory "
-                   "(macOS lets the GPU wire only part of it)")
+        out.append(
+            "vLLM does not run on Apple GPUs: vLLM's arithmetic applied to unified memory "
+            "(macOS lets the GPU wire only part of it)"
+        )
     v = a.version
-    graphs = "CUDA graphs profiled into the budget" if v.cudagraph_in_budget else "CUDA graphs captured after sizing"
+    graphs = (
+        "CUDA graphs profiled into the budget"
+        if v.cudagraph_in_budget
+        else "CUDA graphs captured after sizing"
+    )
     out.append(f"models vLLM {v.name} (≥ {v.name}): {graphs}; gpu_memory_utilization default "
                f"{v.default_gpu_memory_utilization}; see docs/vllm_versions.md")  # fmt: skip
     if _is_hybrid(model):
         out.append(f"hybrid model: prefix caching {'on' if a.enable_prefix_caching else 'off'} "
                    f"({3 if a.enable_prefix_caching else 1} state pages per layer per request)")  # fmt: skip
     if a.pp > 1:
-        out.append(f"pipeline parallel {a.pp}: each stage holds ~1/{a.pp} of the layers and its own KV cache; "
+        out.append(f"pipeline parallel {a.pp}: each stage holds ~1/{a.pp} of the layers and its own KV "
+                   "cache; "
                    "vLLM keeps the smallest stage's block count")  # fmt: skip
     if a.draft_layers:
-        out.append(f"speculative decoding ({a.speculative}): {a.draft_layers} draft layer(s) hold KV like the "
+        out.append(f"speculative decoding ({a.speculative}): {a.draft_layers} draft layer(s) hold KV like "
+                   "the "
                    "target's layers")  # fmt: skip
     if a.kv_cache_memory is not None:
         out.append("--kv-cache-memory: a fixed KV budget; gpu_memory_utilization and profiling are skipped")

@@ -314,7 +314,9 @@ def parse_log(text: str) -> VLLMLog:
             _flags(_serve_command(lines, no - 1), flags)
         m = re.search(r"gpu_memory_utilization[=\s(]+([0-9.]+)", line)
         m = m if m and "non-default args" not in line and "--gpu" not in line else None
-        m = m or re.search(r"(?:Desired GPU memory utilization is \(|The current --gpu-memory-utilization=)([0-9.]+)", line)
+        m = m or re.search(
+            r"(?:Desired GPU memory utilization is \(|The current --gpu-memory-utilization=)([0-9.]+)", line
+        )
         if m:
             flags.setdefault("gpu_memory_utilization", float(m.group(1).rstrip(".")))
         m = re.search(r"Using max model len\s+([0-9]+)", line)
