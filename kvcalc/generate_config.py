@@ -2,13 +2,21 @@
 
     python -m kvcalc.generate_config --model meta-llama/Llama-3.1-8B
     python -m kvcalc.generate_config --model configs/Qwen/Qwen3-8B
+    python kvcalc/generate_config.py --model <model-name> --fields seed > model_config.json
+
+``--fields seed`` prints the four fields LMCache's ``generate_config.py`` prints (``hidden_size``,
+``num_attention_heads``, ``num_hidden_layers``, ``num_key_value_heads``, null when absent) instead of
+the whole entry; ``kvcalc kv FILE`` reads either output back.
 
 Uses ``transformers.AutoConfig`` (the ``config`` extra; imported lazily) to resolve and check the
 config, then prints one JSON entry: ``id``, ``name``, ``family``, the original ``config`` dict, the
 sha256 of config.json, and ``normalised`` — the fields kvcalc derives (layers by cache kind, KV heads,
 head_dim, dtype, parameters, KV bytes per token). Remote-code model types (``kimi_k2``) are resolved
 through the transformers class named in ``architectures``. Any failure prints ``{"error": "..."}``
-and exits 1. ``HF_HUB_OFFLINE=1`` (or ``--offline``) makes a missing id fail fast without network.
+and exits 1; a model that cannot be found keeps the older tool's wording ("Can't load config for
+'<model-name>'. Make sure that '<model-name>' is the correct path to a directory containing a
+config.json file") followed by the reason. ``HF_HUB_OFFLINE=1`` (or ``--offline``) makes a missing id
+fail fast without network.
 """
 
 from __future__ import annotations
@@ -19,13 +27,20 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # `python kvcalc/generate_config.py …` from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from kvcalc.errors import KVCalcError
 
-__all__ = ["generate_entry", "main"]
+__all__ = ["SEED_FIELDS", "generate_entry", "main", "seed_fields"]
+
+#: The fields LMCache's examples/kv_cache_calculator/generate_config.py prints (its README's JSON format).
+SEED_FIELDS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads")
 
 _FAMILIES = {
     "deepseek-ai": "DeepSeek", "meta-llama": "Llama", "qwen": "Qwen", "mistralai": "Mistral",
@@ -50,15 +65,50 @@ def _config_path(transformers: Any, model_id: str, revision: str | None) -> Path
         local = local / "config.json"
     if local.is_file():
         return local
+    repo_copy = _repo_config(model_id)
+    if repo_copy is not None:
+        return repo_copy
     from transformers.utils import cached_file
 
     try:
         path = cached_file(model_id, "config.json", revision=revision)
     except Exception as exc:  # noqa: BLE001 - hub / offline / auth errors all become one message
-        raise KVCalcError(f"cannot fetch config.json for {model_id!r}: {_first_line(exc)}") from None
+        raise KVCalcError(f"{cant_load(model_id)} ({_first_line(exc)})") from None
     if path is None:
-        raise KVCalcError(f"{model_id!r} has no config.json")
+        raise KVCalcError(f"{cant_load(model_id)} (it has no config.json)")
     return Path(path)
+
+
+def _repo_config(model_id: str) -> Path | None:
+    """The repository's own copy (configs/<org>/<name>/config.json) of a preloaded model, by id or name."""
+    from kvcalc.catalog import default_catalog_path, load_catalog
+
+    hf_id = model_id
+    catalog_path = default_catalog_path()
+    if catalog_path is not None:
+        catalog = load_catalog(catalog_path)
+        if model_id in catalog:
+            hf_id = catalog.get(model_id).id
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", hf_id):
+        return None
+    path = Path(__file__).resolve().parents[1] / "configs" / hf_id / "config.json"
+    return path if path.is_file() else None
+
+
+def cant_load(model_id: str) -> str:
+    """The older tool's (and transformers') sentence for a model whose config cannot be found."""
+    return (
+        f"Can't load config for '{model_id}'. Make sure that '{model_id}' is the correct path to a "
+        "directory containing a config.json file"
+    )
+
+
+def seed_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The four-field form: :data:`SEED_FIELDS` from the text config (null when absent)."""
+    from kvcalc.config import text_config
+
+    text, _ = text_config(config)
+    return {key: text.get(key) for key in SEED_FIELDS}
 
 
 def _check_with_autoconfig(transformers: Any, raw: dict[str, Any], path: Path, trust: bool) -> str:
@@ -142,7 +192,8 @@ def generate_entry(
     except ValueError as exc:
         raise KVCalcError(f"{path}: not valid JSON ({exc})") from None
     model_type = _check_with_autoconfig(transformers, raw, path, trust_remote_code)
-    hf_id = model_id.strip() if not Path(model_id).exists() else "/".join(path.resolve().parent.parts[-2:])
+    local = Path(model_id).exists() or _repo_config(model_id.strip()) is not None
+    hf_id = model_id.strip() if not local else "/".join(path.resolve().parent.parts[-2:])
     name = hf_id.rsplit("/", 1)[-1]
     return {
         "id": hf_id,
@@ -163,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revision", help="hub revision (branch, tag or commit)")
     parser.add_argument("--trust-remote-code", action="store_true", help="let AutoConfig run the repo's code")
     parser.add_argument("--offline", action="store_true", help="never touch the network (HF_HUB_OFFLINE=1)")
+    parser.add_argument("--fields", choices=("entry", "seed"), default="entry",
+                        help="entry: the whole catalog entry (default); seed: the four fields of the "
+                        "older generate_config.py")  # fmt: skip
     args = parser.parse_args(argv)
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -174,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the contract is one JSON error line, never a traceback
         print(json.dumps({"error": f"{type(exc).__name__}: {_first_line(exc)}"}))
         return 1
-    print(json.dumps(entry, indent=1, ensure_ascii=False, allow_nan=False))
+    out = seed_fields(entry["config"]) if args.fields == "seed" else entry
+    print(json.dumps(out, indent=1 if args.fields == "entry" else 4, ensure_ascii=False, allow_nan=False))
     return 0
 
 

@@ -92,7 +92,9 @@ def _catalog() -> Any:
 def resolve_model(spec: str) -> kvcalc.Model:
     """A preloaded name, a config.json path (or folder), or a Hugging Face id (needs transformers)."""
     path = Path(spec)
-    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
+    if path.is_file():
+        return _from_file(path)
+    if path.is_dir() and (path / "config.json").is_file():
         return kvcalc.load_model(path)
     catalog = _catalog()
     if catalog is not None and spec in catalog:
@@ -102,6 +104,17 @@ def resolve_model(spec: str) -> kvcalc.Model:
     if catalog is not None:
         catalog.get(spec)  # raises with suggestions
     raise KVCalcError(f"model: {spec!r} is not a file, a preloaded model or a Hugging Face id")
+
+
+def _from_file(path: Path) -> kvcalc.Model:
+    """A config.json, or the entry ``python -m kvcalc.generate_config`` prints (its ``config`` inside)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return kvcalc.load_model(path)  # load_model names the problem
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "normalised" in data:
+        return kvcalc.load_model(data["config"], name=data.get("name") or None)
+    return kvcalc.load_model(path)
 
 
 def _from_hub(hf_id: str) -> kvcalc.Model:

@@ -33,7 +33,8 @@ from kvcalc.cli.common import (
     parse_tokens,
     resolve_model,
 )
-from kvcalc.core.units import GIB, fmt_tokens
+from kvcalc.core.units import GIB, fmt_token_bytes, fmt_tokens
+from kvcalc.engines import kv_bytes_per_token_short
 from kvcalc.errors import KVCalcError
 
 __all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
@@ -87,6 +88,7 @@ def _run_kv(args: argparse.Namespace) -> int:
         row["layers"] += 1
         row["bytes"] += size
     per_token = kvcalc.kv_bytes_per_token(model, kv_dtype, tensor_parallel_size=args.tp)
+    short = kv_bytes_per_token_short(model, kv_dtype, tensor_parallel_size=args.tp)
     data = {
         "model": model.name,
         "seq_len": args.seq_len,
@@ -97,6 +99,7 @@ def _run_kv(args: argparse.Namespace) -> int:
         "bytes": total,
         "gib": total / GIB,
         "bytes_per_token": per_token,
+        "bytes_per_token_short": short,
         "by_kind": kinds,
         "verified": model.verified,
         "notes": list(model.notes),
@@ -115,7 +118,8 @@ def _kv_text(d: dict[str, Any], model: kvcalc.Model) -> str:
     rows = [[k, v["layers"], f"{v['bytes']:,}", _gib(v["bytes"])] for k, v in d["by_kind"].items()]
     rows.append(["total", len(model.layers), f"{d['bytes']:,}", _gib(d["bytes"])])
     out = [head, "", _table(["kind", "layers", "bytes", "GiB"], rows), ""]
-    out.append(f"growth per token (long context): {d['bytes_per_token']:,} bytes")
+    growth = fmt_token_bytes(d["bytes_per_token_short"], d["bytes_per_token"])
+    out.append(f"growth per token: {growth} bytes")
     if "layers" in d:
         out += [
             "",
@@ -329,6 +333,7 @@ def _run_compare(args: argparse.Namespace) -> int:
                 "active_params": params.active,
                 "kv_dtype": kvcalc.get_dtype(dtype).name,
                 "bytes_per_token": kvcalc.kv_bytes_per_token(m, dtype),
+                "bytes_per_token_short": kv_bytes_per_token_short(m, dtype),
                 "bytes": size,
                 "gib": size / GIB,
             }
@@ -340,7 +345,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             r["layers"],
             f"{r['params'] / 1e9:,.2f}",
             r["kv_dtype"],
-            f"{r['bytes_per_token']:,}",
+            fmt_token_bytes(r["bytes_per_token_short"], r["bytes_per_token"]),
             f"{r['bytes']:,}",
             _gib(r["bytes"]),
         ]
@@ -383,6 +388,7 @@ def _run_models(args: argparse.Namespace) -> int:
                 "active_params": params.active,
                 "dtype": m.dtype,
                 "bytes_per_token": kvcalc.kv_bytes_per_token(m, m.dtype),
+                "bytes_per_token_short": kv_bytes_per_token_short(m, m.dtype),
                 "max_position_embeddings": m.max_position_embeddings,
                 "hash_verified": e.verified,
             }
@@ -394,7 +400,7 @@ def _run_models(args: argparse.Namespace) -> int:
             r["attention"],
             f"{r['params'] / 1e9:,.2f}",
             f"{r['active_params'] / 1e9:,.2f}",
-            f"{r['bytes_per_token']:,}",
+            fmt_token_bytes(r["bytes_per_token_short"], r["bytes_per_token"]),
             f"{r['max_position_embeddings'] or 0:,}",
             "yes" if r["hash_verified"] else "no",
         ]
@@ -487,8 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def seed_main(argv: Sequence[str] | None = None) -> int:
-    """``kv-cache-calc --num-layers 32 --hidden-size 4096 --num-heads 32 --seq-len 2048 …`` (seed tool)."""
-    from kvcalc.compat import ModelVariant, calculate_kv_cache_size
+    """``kv-cache-calc --num-layers 32 --hidden-size 4096 --num-heads 32 --seq-len 2048 …``: the command
+    of kv-cache-calculator (also ``python -m kvcalc.compat``). Experts are accepted and do not change
+    the cache (attention runs once per token, before the experts)."""
+    from kvcalc.compat import ModelVariant, kv_cache_bytes
 
     parser = _Parser(
         prog="kv-cache-calc",
@@ -501,18 +509,23 @@ def seed_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--head-dim", type=_positive, help="default: hidden-size / num-heads")
     parser.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
     parser.add_argument("--batch-size", type=_positive, default=1)
-    parser.add_argument("--precision-bits", type=_positive, default=16, help="bits per element (default 16)")
+    parser.add_argument("--num-experts", type=_positive, help="MoE experts (accepted; no effect on the cache)")
+    parser.add_argument("--active-experts", type=_positive, help="experts per token (no effect on the cache)")
+    parser.add_argument("--precision", "--precision-bits", dest="precision_bits", type=_positive, default=16,
+                        help="bits per element (default 16; 32 for fp32, 8 for fp8)")  # fmt: skip
     _add_json(parser)
     args = parser.parse_args(argv)
     try:
         variant = ModelVariant(
             num_layers=args.num_layers,
             hidden_size=args.hidden_size,
-            num_heads=args.num_heads,
+            num_attention_heads=args.num_heads,
             num_kv_heads=args.num_kv_heads,
             head_dim=args.head_dim,
+            num_experts=args.num_experts,
+            active_experts=args.active_experts,
         )
-        size = calculate_kv_cache_size(variant, args.seq_len, args.batch_size, args.precision_bits)
+        size = kv_cache_bytes(variant, args.seq_len, args.batch_size, args.precision_bits)
     except KVCalcError as exc:
         print(f"kv-cache-calc: error: {exc}", file=sys.stderr)
         return 2
@@ -526,14 +539,14 @@ def seed_main(argv: Sequence[str] | None = None) -> int:
         "bytes": size,
         "mib": size / (1 << 20),
         "gib": size / GIB,
-        "gb": size / 1e9,
     }
 
     def text() -> str:
         return (
-            f"KV cache: {size:,} bytes = {size / (1 << 20):,.2f} MiB = {size / GIB:,.3f} GiB\n"
+            f"KV Cache Size: {size / GIB:,.3f} GiB ({size:,} bytes = {size / (1 << 20):,.2f} MiB)\n"
             f"  2 (K,V) × {args.num_layers} layers × {variant.kv_heads} kv heads × {variant.dim_per_head} "
             f"head_dim × {args.seq_len:,} tokens × batch {args.batch_size} × {args.precision_bits} bits / 8"
+            + ("\n  experts do not change the KV cache" if args.num_experts else "")
         )
 
     return _emit(args, data, text)

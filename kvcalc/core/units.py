@@ -37,3 +37,11 @@ def fmt_tokens(n: int) -> str:
         if n >= size and n % size == 0:
             return f"{n // size:,}{unit}"
     return f"{n:,}"
+
+
+def fmt_token_bytes(short: int, long: int) -> str:
+    """Bytes one more token adds: "131,072", or "131,072 within the window, 0 beyond" when sliding
+    windows (or chunks) stop some layers growing — never a bare 0 for a model that does cache tokens."""
+    if short == long:
+        return fmt_int(long)
+    return f"{fmt_int(short)} within the window, {fmt_int(long)} beyond"

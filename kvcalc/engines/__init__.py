@@ -280,6 +280,16 @@ def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16", *, tensor_parallel_
     return sum(x.bytes_per_token(p, req.tensor_parallel_size) for x in model.layers)
 
 
+def kv_bytes_per_token_short(
+    model: Model, kv_dtype: str = "bf16", *, tensor_parallel_size: int = 1
+) -> int:
+    """Cache growth per token at short context (ideal engine, sliding windows still filling):
+    ``kv_cache_bytes(2) − kv_cache_bytes(1)``; equals :func:`kv_bytes_per_token` without windows."""
+    one = layer_bytes(model, 1, kv_dtype=kv_dtype, tensor_parallel_size=tensor_parallel_size)
+    two = layer_bytes(model, 2, kv_dtype=kv_dtype, tensor_parallel_size=tensor_parallel_size)
+    return sum(two) - sum(one)
+
+
 def breakdown(model: Model, seq_len: int, **kw: object) -> dict[str, int]:
     """Bytes per cache kind (e.g. {"full": …, "sliding": …}) for the same arguments."""
     out: dict[str, int] = {}
