@@ -99,7 +99,11 @@ class ModelVariant:
         top_k = self.active_experts if self.active_experts is not None else self.num_experts_per_tok
         object.__setattr__(self, "active_experts", top_k)
         object.__setattr__(self, "num_experts_per_tok", top_k)
-        for key, limit in (("num_layers", 100_000), ("hidden_size", 10_000_000), ("num_attention_heads", 1 << 20)):
+        for key, limit in (
+            ("num_layers", 100_000),
+            ("hidden_size", 10_000_000),
+            ("num_attention_heads", 1 << 20),
+        ):
             if getattr(self, key) is None:
                 raise KVCalcError(f"{key}: required")
             check_int(getattr(self, key), key, maximum=limit)
@@ -256,7 +260,7 @@ def _leaves(model: Model) -> list[Any]:
 
 
 def attention_type(model: Model) -> str | None:
-    """"mla", "mha", "gqa", "mqa", "hybrid" (recurrent state beside attention), "ssm", or None.
+    """ "mla", "mha", "gqa", "mqa", "hybrid" (recurrent state beside attention), "ssm", or None.
 
     The head count is read under any of its config names (``num_attention_heads``, ``n_head``,
     ``num_heads``, ``decoder_attention_heads``, …), as the display labels of :mod:`kvcalc.facts`.
@@ -355,7 +359,7 @@ class MemoryReport:
 
     @property
     def kv_cache_display(self) -> str:
-        """"12.34 GiB", or the not-applicable sentence."""
+        """ "12.34 GiB", or the not-applicable sentence."""
         return NOT_APPLICABLE if self.kv_cache_bytes is None else f"{self.kv_cache_bytes / GIB:.2f} GiB"
 
     def as_dict(self) -> dict[str, Any]:
@@ -398,9 +402,13 @@ class MemoryReport:
         out += [line("Activations", self.activation_memory_bytes), line("Overhead", self.extra_work_bytes)]
         out += ["", line("Total", self.total_memory_bytes)]
         if self.recommended_gpu:
-            out.append(f"  Recommended GPU: {self.recommended_gpu} ({self.recommended_gpu_memory_gb:.2f} GiB)")
+            out.append(
+                f"  Recommended GPU: {self.recommended_gpu} ({self.recommended_gpu_memory_gb:.2f} GiB)"
+            )
         elif self.recommended_gpu_memory_gb:
-            out.append(f"  No single GPU in the catalog holds it: ≥ {self.recommended_gpu_memory_gb:,.0f} GiB")
+            out.append(
+                f"  No single GPU in the catalog holds it: ≥ {self.recommended_gpu_memory_gb:,.0f} GiB"
+            )
         if self.notes:
             out += ["", "Notes:", *(f"  - {n}" for n in dict.fromkeys(self.notes))]
         out.append("GiB = 2^30 bytes")
@@ -411,7 +419,9 @@ def _cache_split(model: Model, seq: int, batch: int, kv_dtype: str, tp: int = 1)
     """(KV bytes, recurrent-state bytes) under the ideal engine."""
 
     def sizes(n: int) -> list[int]:
-        return layer_bytes(model, n, batch_size=batch, kv_dtype=kv_dtype, engine="ideal", tensor_parallel_size=tp)
+        return layer_bytes(
+            model, n, batch_size=batch, kv_dtype=kv_dtype, engine="ideal", tensor_parallel_size=tp
+        )
 
     kv = state = 0
     mixed: list[int] = []
@@ -487,7 +497,7 @@ def calculate_memory(
     applicable = any(isinstance(x, _Attention | MLA) for x in _leaves(model))
     act = _activations(model, batch, seq, 4 if weight_fmt == "fp32" else 2)
     runtime = kv + state + act
-    extra = int(runtime * (overhead - 1))
+    extra = round(runtime * overhead) - runtime
     total = weights.total + runtime + extra
     gpu, gpu_gb = _recommend(total)
     notes = ["activations and framework overhead are estimates"]
@@ -594,8 +604,12 @@ def compare_models(
                                                                precision=precision, **kw)  # fmt: skip
 
 
-def _batch_gpu(gpu_memory_gb: float) -> GPU:
-    """A GPU with ``gpu_memory_gb`` GiB, for :func:`kvcalc.plan`."""
+def _batch_gpu(gpu_memory_gb: float | str) -> GPU:
+    """A GPU with ``gpu_memory_gb`` GiB for :func:`kvcalc.plan`, or a catalog GPU by name."""
+    if isinstance(gpu_memory_gb, str):
+        from kvcalc.gpus import get_gpu
+
+        return get_gpu(gpu_memory_gb)
     if isinstance(gpu_memory_gb, bool) or not isinstance(gpu_memory_gb, int | float) or not gpu_memory_gb > 0:
         raise KVCalcError(f"gpu_memory_gb: expected a positive number of GiB, got {gpu_memory_gb!r}")
     if not math.isfinite(gpu_memory_gb) or gpu_memory_gb > 1 << 20:
@@ -608,7 +622,7 @@ def _batch_gpu(gpu_memory_gb: float) -> GPU:
 
 def estimate_max_batch_size(
     model_id_or_config: Any,
-    gpu_memory_gb: float,
+    gpu_memory_gb: float | str,
     seq_length: int = DEFAULT_SEQ_LENGTH,
     precision: str = "fp16",
     token: str | None = None,
@@ -616,9 +630,11 @@ def estimate_max_batch_size(
     gpu_memory_utilization: float = BATCH_UTILIZATION,
     **plan_kw: Any,
 ) -> int:
-    """Concurrent ``seq_length``-token requests one GPU of ``gpu_memory_gb`` GiB holds under vLLM: the
-    ``max_batch`` of :func:`kvcalc.plan` (``kvcalc plan MODEL --gpu … --max-model-len seq_length``), so
-    the two agree; 0 when even one request does not fit.
+    """Concurrent ``seq_length``-token requests one GPU of ``gpu_memory_gb`` GiB (or a catalog GPU by
+    name: ``"h100"``) holds under vLLM: the ``max_batch`` of :func:`kvcalc.plan` (``kvcalc plan MODEL
+    --gpu … --max-model-len seq_length --gpu-memory-utilization 0.9``), so the two agree; 0 when even
+    one request does not fit. A bare size gets vLLM's defaults for a GPU of that size (max_num_seqs 1024
+    from 70 GiB up, else 256); name an A100 to get its 256.
 
     Assumes vLLM's memory model (kvcalc.plan's module doc): ``gpu_memory_utilization`` 0.9 of the GPU
     (llm-memory-calculator's "leave 10 % buffer", vLLM's older default; kvcalc plan's default is 0.92),
@@ -713,7 +729,7 @@ class ModelMemoryCalculator:
                                 **kw)  # fmt: skip
 
     def detect_attention_type(self, config: Any) -> str | None:
-        """"mha", "gqa", "mqa", "mla", "hybrid", "ssm", or None (no attention, no state)."""
+        """ "mha", "gqa", "mqa", "mla", "hybrid", "ssm", or None (no attention, no state)."""
         resolved = _as_model(config)
         return attention_type(resolved) if isinstance(resolved, Model) else None
 

@@ -201,7 +201,7 @@ def test_seed_kv_cache_calc() -> None:
         "--num-layers", "32", "--hidden-size", "4096", "--num-heads", "32", "--seq-len", "2048", prog="seed"
     )
     assert out.returncode == 0
-    assert "KV cache: 1,073,741,824 bytes = 1,024.00 MiB = 1.000 GiB" in out.stdout
+    assert "KV Cache Size: 1.000 GiB (1,073,741,824 bytes = 1,024.00 MiB)" in out.stdout
     out = run(
         "--num-layers",
         "32",
@@ -234,7 +234,7 @@ def test_seed_kv_cache_calc() -> None:
         "2k",
         prog="seed",
     )
-    assert bad.returncode == 2 and "num_kv_heads: 5 must divide num_heads (32)" in bad.stderr
+    assert bad.returncode == 2 and "num_kv_heads: 5 must divide num_attention_heads (32)" in bad.stderr
     assert bad.stderr.count("\n") == 1
 
 
