@@ -607,7 +607,7 @@ def compare_models(
 def _batch_gpu(gpu_memory_gb: float | str) -> GPU:
     """A GPU with ``gpu_memory_gb`` GiB for :func:`kvcalc.plan`, or a catalog GPU by name."""
     if isinstance(gpu_memory_gb, str):
-        from kvcalc.gpus import get_gpu
+        from kvcalc.deploy.gpus import get_gpu
 
         return get_gpu(gpu_memory_gb)
     if isinstance(gpu_memory_gb, bool) or not isinstance(gpu_memory_gb, int | float) or not gpu_memory_gb > 0:

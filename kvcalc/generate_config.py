@@ -81,7 +81,7 @@ def _config_path(transformers: Any, model_id: str, revision: str | None) -> Path
 
 def _repo_config(model_id: str) -> Path | None:
     """The repository's own copy (configs/<org>/<name>/config.json) of a preloaded model, by id or name."""
-    from kvcalc.catalog import default_catalog_path, load_catalog
+    from kvcalc.core.catalog import default_catalog_path, load_catalog
 
     hf_id = model_id
     catalog_path = default_catalog_path()
@@ -105,7 +105,7 @@ def cant_load(model_id: str) -> str:
 
 def seed_fields(config: dict[str, Any]) -> dict[str, Any]:
     """The four-field form: :data:`SEED_FIELDS` from the text config (null when absent)."""
-    from kvcalc.config import text_config
+    from kvcalc.core.config import text_config
 
     text, _ = text_config(config)
     return {key: text.get(key) for key in SEED_FIELDS}

@@ -153,8 +153,8 @@ def test_compare_models() -> None:
 )
 def test_estimate_max_batch_size_agrees_with_plan(name: str, gpu: str, seq: int, precision: str) -> None:
     """Same arithmetic as `kvcalc plan MODEL --gpu G --max-model-len SEQ --gpu-memory-utilization 0.9`."""
-    from kvcalc.gpus import get_gpu
-    from kvcalc.plan import plan
+    from kvcalc.deploy.gpus import get_gpu
+    from kvcalc.deploy.plan import plan
 
     g = get_gpu(gpu)
     size = gpu if gpu.startswith("a100") else g.memory_bytes / GIB  # vLLM gives A100s max_num_seqs 256
