@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kvcalc.core.facts import _heads
+from kvcalc.core.facts import query_heads
 from kvcalc.core.fields import check_int
 from kvcalc.core.layers import MLA, SlidingWindow, _Attention, _State
 from kvcalc.core.model import Model, load_model
@@ -274,7 +274,7 @@ def attention_type(model: Model) -> str | None:
         return "hybrid"
     if any(isinstance(x, MLA) for x in attn):
         return "mla"
-    heads = _heads(model)
+    heads = query_heads(model)
     kv = min(x.kv_heads for x in attn if isinstance(x, _Attention))
     if kv == 1:
         return "mqa"
@@ -725,8 +725,9 @@ class ModelMemoryCalculator:
                                precision: str = "fp16", tensor_parallel: int = 1,
                                framework_overhead: float = 1.2, **kw: Any) -> MemoryReport:  # fmt: skip
         """:func:`calculate_memory` for one config (dict, JSON text, path, id)."""
-        return calculate_memory(config, batch_size, seq_length, precision, tensor_parallel, framework_overhead,
-                                **kw)  # fmt: skip
+        return calculate_memory(
+            config, batch_size, seq_length, precision, tensor_parallel, framework_overhead, **kw
+        )
 
     def detect_attention_type(self, config: Any) -> str | None:
         """ "mha", "gqa", "mqa", "mla", "hybrid", "ssm", or None (no attention, no state)."""

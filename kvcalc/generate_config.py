@@ -68,6 +68,9 @@ def _config_path(transformers: Any, model_id: str, revision: str | None) -> Path
     repo_copy = _repo_config(model_id)
     if repo_copy is not None:
         return repo_copy
+    if transformers is None:
+        need = "fetching it needs transformers: pip install 'kvcalc[config]'"
+        raise KVCalcError(f"{cant_load(model_id)} ({need})")
     from transformers.utils import cached_file
 
     try:
@@ -184,14 +187,17 @@ def generate_entry(
     """The catalog entry for a hub id or local directory (raises KVCalcError on any failure)."""
     if not isinstance(model_id, str) or not model_id.strip():
         raise KVCalcError("model: expected a Hugging Face id or a directory")
-    transformers = _transformers()
+    try:
+        transformers = _transformers()
+    except KVCalcError:
+        transformers = None  # local and preloaded configs are read without it (no AutoConfig check)
     path = _config_path(transformers, model_id.strip(), revision)
     data = path.read_bytes()
     try:
         raw = json.loads(data)
     except ValueError as exc:
         raise KVCalcError(f"{path}: not valid JSON ({exc})") from None
-    model_type = _check_with_autoconfig(transformers, raw, path, trust_remote_code)
+    model_type = _check_with_autoconfig(transformers, raw, path, trust_remote_code) if transformers else None
     local = Path(model_id).exists() or _repo_config(model_id.strip()) is not None
     hf_id = model_id.strip() if not local else "/".join(path.resolve().parent.parts[-2:])
     name = hf_id.rsplit("/", 1)[-1]

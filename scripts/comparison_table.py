@@ -19,8 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
-import kvcalc  # noqa: E402
 from gen_model_configs import PENDING  # noqa: E402
+
+import kvcalc  # noqa: E402
 from kvcalc.core.catalog import PAGE_ALIASES  # noqa: E402
 from kvcalc.core.facts import attention_label  # noqa: E402
 from kvcalc.core.units import fmt_gib, fmt_int, fmt_token_bytes  # noqa: E402

@@ -509,7 +509,7 @@ def seed_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--head-dim", type=_positive, help="default: hidden-size / num-heads")
     parser.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
     parser.add_argument("--batch-size", type=_positive, default=1)
-    parser.add_argument("--num-experts", type=_positive, help="MoE experts (accepted; no effect on the cache)")
+    parser.add_argument("--num-experts", type=_positive, help="MoE experts (no effect on the cache)")
     parser.add_argument("--active-experts", type=_positive, help="experts per token (no effect on the cache)")
     parser.add_argument("--precision", "--precision-bits", dest="precision_bits", type=_positive, default=16,
                         help="bits per element (default 16; 32 for fp32, 8 for fp8)")  # fmt: skip

@@ -13,6 +13,11 @@ twice — with the cache and with ``use_cache=False`` — and reports:
 4. the scaling: cache memory grows linearly with tokens; decoding without a cache costs quadratically
    more compute in total.
 
+MiniLLM's benchmark flags work too: ``--config small|medium|large|xlarge|custom`` instead of MODEL;
+``custom`` starts from ``small`` and takes ``--max-seq-len`` (the model's max context),
+``--max-kv-cache-len`` (the longest cache of the run: prompts up to it minus ``--new-tokens``),
+``--dim-model``, ``--num-heads`` (heads of dim-model / num-heads) and ``--vocab-size``.
+
 ``--layers N`` keeps the first N layers of a real config with its layer pattern (see kvcalc.measure.shallow);
 big MoE models keep only the experts the router picks (cache and per-token compute unchanged) when
 their weights would exceed WEIGHTS_BUDGET. Timings use one CPU thread by default (``--threads``):
@@ -54,8 +59,10 @@ def register(sub: Any) -> None:
         help="run a transformers model (random weights, CPU): real cache bytes and decoding speedup",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("model", help=f"preloaded name, config.json path, or a preset: {'|'.join(PRESETS)}")
-    p.add_argument("--seq-len", type=_tokens, default=512, help="prompt tokens (default 512)")
+    p.add_argument(
+        "model", nargs="?", help=f"preloaded name, config.json path, or a preset: {'|'.join(PRESETS)}"
+    )
+    p.add_argument("--seq-len", type=_tokens, help="prompt tokens (default 512)")
     p.add_argument("--new-tokens", type=_positive, default=16, help="tokens to generate (default 16)")
     p.add_argument("--batch-size", type=_positive, default=1, help="sequences (default 1)")
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="model dtype (default: the config's)")
@@ -66,7 +73,19 @@ def register(sub: Any) -> None:
         "--threads", type=_positive, default=1, help="torch CPU threads (default 1: steady timings)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    mini = p.add_argument_group("MiniLLM's benchmark flags (run_benchmark.py)")
+    mini.add_argument("--config", choices=(*PRESETS, "custom"), help="a preset instead of MODEL; custom = "
+                      "small with the flags below")  # fmt: skip
+    mini.add_argument("--max-seq-len", type=_tokens, help="custom: max context (max_position_embeddings)")
+    mini.add_argument("--max-kv-cache-len", type=_tokens, help="custom: longest cache of the run (tokens)")
+    mini.add_argument("--dim-model", type=_positive, help="custom: hidden size")
+    mini.add_argument("--num-heads", type=_positive, help="custom: attention heads (= KV heads)")
+    mini.add_argument("--vocab-size", type=_positive, help="custom: vocabulary size")
     p.set_defaults(func=run)
+
+
+_CUSTOM_FLAGS = ("max_seq_len", "max_kv_cache_len", "dim_model", "num_heads", "vocab_size")
+DEFAULT_SEQ_LEN = 512
 
 
 ALL_EXPERTS = 0
@@ -102,10 +121,54 @@ class Target:
     notes: list[str] = field(default_factory=list)
 
 
+def _custom(config: dict[str, Any], args: argparse.Namespace) -> None:
+    """MiniLLM's ``--config custom``: the small preset with its geometry flags applied."""
+    if args.dim_model:
+        config["hidden_size"] = args.dim_model
+        config["intermediate_size"] = 4 * args.dim_model  # MiniLLM's feed-forward is a plain 2-layer MLP
+    heads = args.num_heads or config["num_attention_heads"]
+    if config["hidden_size"] % heads:
+        raise KVCalcError(f"num_heads: {heads} does not divide dim_model {config['hidden_size']}")
+    head_dim = config["hidden_size"] // heads
+    config.update(num_attention_heads=heads, num_key_value_heads=heads, head_dim=head_dim)
+    if args.max_seq_len:
+        config["max_position_embeddings"] = args.max_seq_len
+    if args.vocab_size:
+        config["vocab_size"] = args.vocab_size
+    config["_name_or_path"] = "kvcalc-preset-custom"
+
+
+def _prompt_length(args: argparse.Namespace) -> int:
+    """--seq-len, else --max-kv-cache-len minus the tokens generated (the cache ends that long), else 512."""
+    if args.seq_len is not None:
+        return args.seq_len
+    longest = getattr(args, "max_kv_cache_len", None)
+    if longest:
+        if longest <= args.new_tokens:
+            new = args.new_tokens
+            raise KVCalcError(f"max_kv_cache_len: {longest} leaves no prompt before {new} new tokens")
+        return longest - args.new_tokens
+    return DEFAULT_SEQ_LEN
+
+
 def _target(args: argparse.Namespace) -> Target:
-    """Resolve MODEL, --layers, --dtype and --experts into the config to build."""
+    """Resolve MODEL or --config, --layers, --dtype and --experts into the config to build (and the
+    prompt length into ``args.seq_len``)."""
     spec = args.model
-    if spec in PRESETS and not os.path.exists(spec):
+    custom = [f"--{k.replace('_', '-')}" for k in _CUSTOM_FLAGS if getattr(args, k, None)]
+    if getattr(args, "config", None) and spec:
+        raise KVCalcError(f"model: give MODEL or --config, not both ({spec!r} and --config {args.config})")
+    if custom and getattr(args, "config", None) != "custom":
+        raise KVCalcError(f"{custom[0].lstrip('-')}: only with --config custom")
+    if not spec and not getattr(args, "config", None):
+        raise KVCalcError("model: give MODEL (a preloaded name, a config.json path or a preset) or --config")
+    args.seq_len = _prompt_length(args)
+    if getattr(args, "config", None):
+        config = preset_config("small" if args.config == "custom" else args.config, args.layers)
+        if args.config == "custom":
+            _custom(config, args)
+        target = Target(f"{args.config} preset", "preset", config, "fp32")
+    elif spec in PRESETS and not os.path.exists(spec):
         target = Target(f"{spec} preset", "preset", preset_config(spec, args.layers), "fp32")
     else:
         model = resolve_model(spec)

@@ -17,7 +17,7 @@ from typing import Any
 from kvcalc.core.model import Model, load_model
 from kvcalc.errors import KVCalcError
 
-__all__ = ["Catalog", "CatalogEntry", "default_catalog_path", "get_model", "load_catalog"]
+__all__ = ["PAGE_ALIASES", "Catalog", "CatalogEntry", "default_catalog_path", "get_model", "load_catalog"]
 
 FILE_NAME = "model_configs.json"
 ENV_VAR = "KVCALC_MODEL_CONFIGS"
@@ -90,8 +90,26 @@ def _entry(raw: Any, i: int) -> CatalogEntry:
     )
 
 
+#: The names of the well-known KV-cache comparison page → the model each of its table rows describes
+#: (Mistral-7B is the sliding-window v0.1). Names resolve when their model is preloaded.
+PAGE_ALIASES: Mapping[str, str] = {
+    "DeepSeek-V3": "deepseek-ai/DeepSeek-V3",
+    "DeepSeek-R1": "deepseek-ai/DeepSeek-R1",
+    "Kimi-K2": "moonshotai/Kimi-K2-Instruct",
+    "GLM-4.5": "zai-org/GLM-4.5",
+    "MiniMax-M2.1": "MiniMaxAI/MiniMax-M2.1",
+    "Qwen3-235B-A22B": "Qwen/Qwen3-235B-A22B",
+    "Qwen2.5-72B": "Qwen/Qwen2.5-72B-Instruct",
+    "Qwen2.5-7B": "Qwen/Qwen2.5-7B-Instruct",
+    "Llama-3.1-70B": "meta-llama/Llama-3.1-70B",
+    "Llama-3.1-8B": "meta-llama/Llama-3.1-8B",
+    "Mixtral-8x7B": "mistralai/Mixtral-8x7B-v0.1",
+    "Mistral-7B": "mistralai/Mistral-7B-v0.1",
+}
+
+
 class Catalog:
-    """Entries in file order with case-insensitive lookup by id or short name."""
+    """Entries in file order with case-insensitive lookup by id, short name or :data:`PAGE_ALIASES` name."""
 
     def __init__(self, entries: list[CatalogEntry]) -> None:
         self.entries = tuple(entries)
@@ -100,6 +118,9 @@ class Catalog:
             self._index.setdefault(e.id.lower(), e)
         for e in self.entries:
             self._index.setdefault(e.name.lower(), e)
+        for alias, hf_id in PAGE_ALIASES.items():
+            if hf_id.lower() in self._index:
+                self._index.setdefault(alias.lower(), self._index[hf_id.lower()])
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvcalc.core.config import HEAD_KEYS
+from kvcalc.core.config import DECODER_HEAD_KEYS, HEAD_KEYS
 from kvcalc.core.layers import (
     MLA,
     ChunkedAttention,
@@ -43,9 +43,10 @@ def _leaves(model: Model) -> list[LayerSpec]:
     return [leaf for layer in model.layers for leaf in layer.leaves()]
 
 
-def _heads(model: Model) -> int | None:
+def query_heads(model: Model) -> int | None:
+    """Query heads under any of their config names (num_attention_heads, n_head, num_heads, decoder_…)."""
     cfg = model.text_config
-    for key in HEAD_KEYS:
+    for key in dict.fromkeys(HEAD_KEYS + DECODER_HEAD_KEYS):  # every name of the (decoder's) query heads
         value = cfg.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
@@ -69,7 +70,7 @@ def attention_label(model: Model) -> str:
     if any(isinstance(x, MLA) for x in leaves):
         base = "MLA"
     elif attn:
-        base = _grouping(attn[0].kv_heads, _heads(model))
+        base = _grouping(attn[0].kv_heads, query_heads(model))
         sliding = [x for x in attn if isinstance(x, SlidingWindow)]
         if len(sliding) == len(attn):
             base = "SWA" if base == "GQA" else f"SWA ({base})"

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kvcalc.core.units import fmt_gib, fmt_int, fmt_tokens
+from kvcalc.core.units import fmt_gib, fmt_int, fmt_token_bytes, fmt_tokens
 
 Row = dict[str, Any]
 MAX_PER_KIND = 3
@@ -60,6 +60,51 @@ def mla_vs_gqa(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
             f"{fmt_int(same[0]['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes per token."
         )
     return out[:MAX_PER_KIND]
+
+
+def _standard(row: Row) -> bool:
+    """Multi-head attention in one of its forms (MHA, GQA, MQA, sliding windows): no latent, no state."""
+    label = row["attention"]
+    if label == "MLA" or label.startswith("hybrid"):
+        return False
+    return any(k in label for k in ("MHA", "GQA", "MQA", "SWA"))
+
+
+def mla_vs_mha_average(rows: Sequence[Row], d: str) -> list[str]:
+    """The comparison page's sentence: average bytes per token of the MLA models against the MHA-family
+    ones (MHA/GQA/MQA, sliding windows at short context) and the share MLA saves."""
+    mla = [r for r in rows if r["attention"] == "MLA" and r["token_bytes"][d]]
+    std = [r for r in rows if _standard(r) and r["token_bytes"][d]]
+    if not mla or not std:
+        return []
+    a = sum(r["token_bytes"][d] for r in mla) / len(mla)
+    b = sum(r["token_bytes"][d] for r in std) / len(std)
+    saving = f"{1 - a / b:.0%} less" if a <= b else f"{a / b - 1:.0%} more"
+    return [
+        f"MLA models ({_names(mla)}) store {a:,.0f} bytes per token on average in {_dt(d)}, against "
+        f"{b:,.0f} for the {len(std)} MHA/GQA model{'s' if len(std) > 1 else ''} ({_names(std)}): "
+        f"{saving} per token."
+    ]
+
+
+def most_least_efficient(rows: Sequence[Row], d: str) -> list[str]:
+    """The page's other sentence: the smallest and largest bytes per token of the selection (short
+    context; a sliding-window model's long-context 0 is said, not ranked)."""
+    sized = [r for r in rows if r["token_bytes"][d]]
+    if len(sized) < 2:
+        return []
+    lo = min(sized, key=lambda r: r["token_bytes"][d])
+    hi = max(sized, key=lambda r: r["token_bytes"][d])
+    if lo is hi or lo["token_bytes"][d] == hi["token_bytes"][d]:
+        return []
+
+    def per_token(r: Row) -> str:
+        return fmt_token_bytes(r["token_bytes"][d], r["long_token_bytes"][d])
+
+    return [
+        f"Most efficient per token: {lo['name']} ({per_token(lo)} bytes in {_dt(d)}); least efficient: "
+        f"{hi['name']} ({per_token(hi)} bytes), {_times(hi['token_bytes'][d], lo['token_bytes'][d])} as much."
+    ]
 
 
 def _plateau(line: dict[str, Any]) -> tuple[int, int] | None:
@@ -205,6 +250,8 @@ def insights(
     d, ctx = dtypes[0], f"{fmt_tokens(seq_len)} tokens"
     groups = (
         ("mla", mla_vs_gqa(rows, d, ctx)),
+        ("mla", mla_vs_mha_average(rows, d)),
+        ("efficiency", most_least_efficient(rows, d)),
         ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp)),
         ("sliding", sliding_caps(rows, d)),
         ("state", state_floors(rows, d, batch)),
