@@ -383,3 +383,49 @@ def test_capacity_monotone_and_within_budget(a: int, b: int) -> None:
     small, big = t.capacity(LLAMA, lo), t.capacity(LLAMA, hi)
     assert small.blocks <= big.blocks
     assert big.pool_bytes <= big.kv_cache_max_memory <= int(hi * 0.9)
+
+
+# --- 4. command line -----------------------------------------------------------------------------------
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    import json
+
+    from kvcalc.cli.main import main
+
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_cli_kv_trtllm(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _cli_json(capsys, "kv", "Llama-3.1-8B", "--engine", "trtllm", "--seq-len", "1000", "--tp", "2")
+    assert d["bytes"] == 32 * 32 * LLAMA8_TOKEN // 2
+    assert d["tokens_per_block"] == 32 and d["kv_cache_dtype"] == "bf16"
+    d = _cli_json(
+        capsys, "kv", "gpt-oss-20b", "--engine", "trtllm", "--seq-len", "1000",
+        "--max-attention-window", "model", "--phase", "generation", "--kv-cache-dtype", "fp8",
+    )  # fmt: skip
+    assert [(p["window"], p["blocks"]) for p in d["pools"]] == [(128, 5), (131_072, 32)]  # type: ignore[index,union-attr]
+    assert d["bytes"] == (5 + 32) * 24_576 * 32 // 2
+
+
+def test_cli_plan_trtllm(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _cli_json(capsys, "plan", "Llama-3.1-8B", "--engine", "trtllm", "--free-bytes", "70GiB")
+    assert d["kv_cache_max_memory"] == int(70 * GIB * 0.9)
+    assert d["blocks"] == int(70 * GIB * 0.9) // LLAMA8_TOKEN // 32 == 16_128
+    assert d["log"] == [
+        "Estimated max memory in KV cache : 63.00 GiB",
+        "[MemUsageChange] Allocated 63.00 GiB for max tokens in paged KV cache (516096).",
+    ]
+    d = _cli_json(
+        capsys, "plan", "Llama-3.1-8B", "--engine", "trtllm", "--free-bytes", "70GiB",
+        "--free-gpu-memory-fraction", "0.5", "--max-tokens", "100k",
+    )  # fmt: skip
+    assert d["max_tokens"] == 102_400 and d["blocks"] == 3200
+
+
+def test_cli_plan_trtllm_needs_free_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    from kvcalc.cli.main import main
+
+    assert main(["plan", "Llama-3.1-8B", "--engine", "trtllm"]) == 2
+    assert "free_bytes" in capsys.readouterr().err

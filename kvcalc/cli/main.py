@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import kvcalc
+from kvcalc.cli import trtllm as trtllm_cli
 from kvcalc.cli.common import (
     TOKENS_HELP,
     _add_json,
@@ -39,6 +40,10 @@ from kvcalc.errors import KVCalcError
 
 __all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
 
+#: engines ``kvcalc kv --engine`` accepts (TensorRT-LLM has its own report: kvcalc.cli.trtllm)
+_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, "trtllm")))
+
+
 def _tokens_label(n: int) -> str:
     short = fmt_tokens(n)
     return f"{n:,}" if short == f"{n:,}" else f"{n:,} ({short})"
@@ -54,9 +59,13 @@ def _register_kv(sub: Any) -> None:
     p.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
     p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
     p.add_argument(
-        "--kv-dtype", default="auto", help="cache dtype: auto (model dtype), bf16, fp8, … (default auto)"
+        "--kv-dtype",
+        "--kv-cache-dtype",
+        dest="kv_dtype",
+        default="auto",
+        help="cache dtype: auto (model dtype), bf16, fp8, … (default auto)",
     )
-    p.add_argument("--engine", default="ideal", choices=kvcalc.ENGINES, help="accounting (default ideal)")
+    p.add_argument("--engine", default="ideal", choices=_KV_ENGINES, help="accounting (default ideal)")
     p.add_argument(
         "--tp", "--tensor-parallel-size", dest="tp", type=_positive, default=1, help="per-GPU bytes"
     )
@@ -64,11 +73,14 @@ def _register_kv(sub: Any) -> None:
     p.add_argument("--max-num-batched-tokens", type=_positive, default=8192, help="vLLM (default 8192)")
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
+    trtllm_cli.add_kv_options(p)
     _add_json(p)
     p.set_defaults(func=_run_kv)
 
 
 def _run_kv(args: argparse.Namespace) -> int:
+    if args.engine == "trtllm":
+        return trtllm_cli.run_kv(args)
     model = resolve_model(args.model)
     kv_dtype = model.dtype if args.kv_dtype.strip().lower() == "auto" else args.kv_dtype
     kw = {
@@ -174,8 +186,9 @@ def _register_plan(sub: Any) -> None:
         description="Whole-deployment memory plan under vLLM (per GPU).",
     )
     p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
+    p.add_argument("--gpu", help="GPU name, e.g. H100, H200, B200, A100-80GB, L40S, 4090, MI300X")
     p.add_argument(
-        "--gpu", required=True, help="GPU name, e.g. H100, H200, B200, A100-80GB, L40S, 4090, MI300X"
+        "--engine", default="vllm", choices=("vllm", "trtllm"), help="serving engine (default vllm)"
     )
     p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
     p.add_argument("--num-gpus", type=_positive, default=1, help="GPUs in total (default 1)")
@@ -187,12 +200,17 @@ def _register_plan(sub: Any) -> None:
         help="tensor-parallel size (default: --num-gpus)",
     )
     _plan_options(p)
+    trtllm_cli.add_plan_options(p)
     p.set_defaults(func=_run_plan)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
     from kvcalc.deploy.plan import plan
 
+    if args.engine == "trtllm":
+        return trtllm_cli.run_plan(args)
+    if not args.gpu:
+        raise KVCalcError("gpu: --gpu is required with --engine vllm")
     model = resolve_model(args.model)
     pl = plan(
         model,
