@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -203,18 +204,30 @@ def _catalog_model(name: str) -> Model | None:
 
 
 def _hub_model(hf_id: str, token: str | None) -> Model:
-    """A Hugging Face id that is not preloaded: kvcalc's Hub client when installed, else a clear error."""
+    """A Hugging Face id that is not preloaded, through kvcalc's Hub client (``kvcalc.core.hub``: config.json
+    over HTTP, the Hub cache, ``HF_TOKEN``, ``HF_HUB_OFFLINE``); ``token`` stands in for ``HF_TOKEN``."""
     try:
         hub = importlib.import_module("kvcalc.core.hub")
     except ImportError:
         hub = None
-    loader = getattr(hub, "load_model", None)
-    if loader is None:
+    fetch = getattr(hub, "fetch_config", None)
+    if fetch is None:
         raise KVCalcError(
             f"model: {hf_id!r} is not preloaded and this kvcalc cannot fetch from the Hugging Face Hub; "
             "pass its config.json path or dict"
         )
-    return loader(hf_id, token=token) if token else loader(hf_id)
+    saved = os.environ.get("HF_TOKEN")
+    try:
+        if token:
+            os.environ["HF_TOKEN"] = token
+        config = fetch(hf_id)
+    finally:
+        if token:
+            if saved is None:
+                os.environ.pop("HF_TOKEN", None)
+            else:
+                os.environ["HF_TOKEN"] = saved
+    return load_model(config, name=hf_id.split("@", 1)[0].rsplit("/", 1)[-1])
 
 
 def _as_model(source: Any, token: str | None = None) -> Model | Mapping[str, Any]:

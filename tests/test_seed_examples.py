@@ -35,6 +35,12 @@ GIB = 1 << 30
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here reaches the real Hub: ids that are not preloaded fail fast (or hit a local server)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 def sh(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """Run a command line offline, from the checkout."""
     return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300)
@@ -344,3 +350,35 @@ def test_comparison_page_names_resolve() -> None:
             continue
         assert catalog.get(name).id == hf_id
     assert catalog.get("Mistral-7B").id == "mistralai/Mistral-7B-v0.1"  # the sliding-window v0.1
+
+
+def test_not_preloaded_id_through_the_hub_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An id that is not preloaded goes through kvcalc's Hub client: here a local HTTP server in the Hub's
+    URL layout serves a real config (Llama-3.2-3B's, under a test-only id)."""
+    import functools
+    import http.server
+    import threading
+
+    pytest.importorskip("kvcalc.core.hub", reason="the Hub client has not landed")
+    from kvcalc.compat import calculate_memory, compare_models
+
+    served = tmp_path / "www" / "kvcalc-test" / "served-llama-3.2-3b" / "resolve" / "main"
+    served.mkdir(parents=True)
+    shutil.copy(REPO / "configs" / "meta-llama" / "Llama-3.2-3B" / "config.json", served / "config.json")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        report = calculate_memory("kvcalc-test/served-llama-3.2-3b", seq_length=4096, precision="bf16")
+        rows = compare_models(["kvcalc-test/served-llama-3.2-3b", "kvcalc-test/absent"], seq_length=4096)
+    finally:
+        server.shutdown()
+    local = calculate_memory(str(REPO / "configs" / "meta-llama" / "Llama-3.2-3B"), seq_length=4096,
+                             precision="bf16")  # fmt: skip
+    assert report.kv_cache_bytes == local.kv_cache_bytes == 28 * 2 * 8 * 128 * 2 * 4096
+    assert report.weight_memory_bytes == local.weight_memory_bytes
+    assert rows[0]["kv_cache_bytes"] == 28 * 2 * 8 * 128 * 2 * 4096  # fp16, the default precision
+    assert rows[1]["model_id"] == "kvcalc-test/absent" and "error" in rows[1]
