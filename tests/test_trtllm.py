@@ -429,3 +429,38 @@ def test_cli_plan_trtllm_needs_free_bytes(capsys: pytest.CaptureFixture[str]) ->
 
     assert main(["plan", "Llama-3.1-8B", "--engine", "trtllm"]) == 2
     assert "free_bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tensor_parallel_size": "2"}, "tensor_parallel_size"),
+        ({"tensor_parallel_size": True}, "tensor_parallel_size"),
+        ({"pipeline_parallel_size": 0}, "pipeline_parallel_size"),
+        ({"max_attention_window": "4096"}, "max_attention_window"),
+        ({"max_attention_window": [0]}, "max_attention_window"),
+        ({"enable_attention_dp": "yes"}, "enable_attention_dp"),
+        ({"pp_rank": 1}, "pp_rank"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_inputs_name_the_field(options: dict[str, object], message: str) -> None:
+    with pytest.raises(kvcalc.KVCalcError, match=message):
+        t.kv_cache_bytes(model("meta-llama/Llama-3.1-8B"), 1000, **options)
+
+
+def test_engine_interface_layer_bytes() -> None:
+    """``layer_bytes`` (kvcalc.engines.base interface): per layer, its pool's blocks × its share of a
+    block × batch; gpt-oss-20b generation at 1,000 tokens, batch 2: sliding 5 · 2,048 · 32 · 2 B."""
+    from types import SimpleNamespace
+
+    options = {**t.OPTIONS, "max_attention_window": OSS_WINDOWS, "phase": "generation"}
+    req = SimpleNamespace(
+        seq_len=1000, batch_size=2, kv_dtype="bf16", tensor_parallel_size=1, options=options
+    )
+    t.check(GPT_OSS, req)
+    per_layer = t.layer_bytes(GPT_OSS, req)
+    assert per_layer[:2] == [5 * 2048 * 32 * 2, 32 * 2048 * 32 * 2]
+    assert sum(per_layer) == 2 * t.kv_cache_bytes(
+        GPT_OSS, 1000, max_attention_window=OSS_WINDOWS, phase="generation"
+    )

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvcalc.core.dtypes import CacheDType, get_dtype
+from kvcalc.core.fields import LIMITS, check_int
 from kvcalc.core.layers import MLA, ChunkedAttention, FullAttention, LayerSpec, SlidingWindow, cdiv
 from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
@@ -249,18 +250,26 @@ def make_config(
     max_attention_window: Sequence[int] | None = None,
 ) -> Config:
     """Validate the options; ``max_seq_len`` defaults to the model's ``max_position_embeddings``."""
+    tokens_per_block = check_int(tokens_per_block, "tokens_per_block", maximum=1 << 20)
+    tensor_parallel_size = check_int(tensor_parallel_size, "tensor_parallel_size", maximum=4096)
+    pipeline_parallel_size = check_int(pipeline_parallel_size, "pipeline_parallel_size", maximum=4096)
+    if not isinstance(enable_attention_dp, bool):
+        raise KVCalcError(f"enable_attention_dp: expected true or false, got {enable_attention_dp!r}")
     if tokens_per_block < 2 or tokens_per_block & (tokens_per_block - 1):
         raise KVCalcError(f"tokens_per_block: must be a power of two greater than 1, got {tokens_per_block}")
     if max_seq_len is None:
         max_seq_len = model.max_position_embeddings
         if max_seq_len is None:
             raise KVCalcError("max_seq_len: the config has no max_position_embeddings; give max_seq_len")
-    if max_seq_len < 1:
-        raise KVCalcError(f"max_seq_len: must be at least 1, got {max_seq_len}")
+    max_seq_len = check_int(max_seq_len, "max_seq_len", maximum=LIMITS["tokens"])
     windows = None
     if max_attention_window is not None:
-        windows = tuple(int(w) for w in max_attention_window)
-        if not windows or min(windows) < 1:
+        if isinstance(max_attention_window, str | bytes) or not isinstance(max_attention_window, Sequence):
+            raise KVCalcError("max_attention_window: expected a list of window sizes")
+        windows = tuple(
+            check_int(w, "max_attention_window", maximum=LIMITS["tokens"]) for w in max_attention_window
+        )
+        if not windows:
             raise KVCalcError("max_attention_window: give one or more positive window sizes")
     return Config(
         kv_cache_dtype=cache_dtype(model, kv_cache_dtype),
@@ -286,6 +295,8 @@ def layout(model: Model, cfg: Config, pp_rank: int = 0) -> Layout:
     layers = cache_layers(model)
     tp, pp = cfg.tensor_parallel_size, cfg.pipeline_parallel_size
     _check_parallel(layers, tp, pp)
+    if not isinstance(pp_rank, int) or not 0 <= pp_rank < pp:
+        raise KVCalcError(f"pp_rank: must be in [0, {pp}), got {pp_rank!r}")
     windows = attention_windows(cfg)
     by_window: dict[int, list[CacheLayer]] = {}
     for local, idx in enumerate(pp_layers(len(layers), pp, pp_rank)):
@@ -349,6 +360,8 @@ def kv_cache_bytes(
     """Bytes ``batch_size`` requests of ``seq_len`` tokens occupy on one rank of stage ``pp_rank``
     (stage 0 holds the most layers); ``options`` are :func:`make_config`'s."""
     cfg = make_config(model, **options)  # type: ignore[arg-type]
+    seq_len = check_int(seq_len, "seq_len", minimum=0, maximum=LIMITS["tokens"])
+    batch_size = check_int(batch_size, "batch_size", maximum=1 << 24)
     return batch_size * sum(request_bytes(layout(model, cfg, pp_rank), seq_len, phase).values())
 
 
@@ -600,8 +613,16 @@ def capacity(
     """Max tokens, blocks and per-window pools for ``free_bytes`` free per rank after the profiling
     run (the same on every rank), reported for pipeline stage 0 (the one with the most layers)."""
     cfg = make_config(model, **options)  # type: ignore[arg-type]
-    if free_bytes < 0:
-        raise KVCalcError(f"free_bytes: must be non-negative, got {free_bytes}")
+    free_bytes = check_int(free_bytes, "free_bytes", minimum=0, maximum=1 << 50)
+    if not isinstance(free_gpu_memory_fraction, int | float) or isinstance(free_gpu_memory_fraction, bool):
+        raise KVCalcError(f"free_gpu_memory_fraction: expected a number, got {free_gpu_memory_fraction!r}")
+    if max_tokens is not None:
+        max_tokens = check_int(max_tokens, "max_tokens", maximum=LIMITS["tokens"])
+    max_gpu_total_bytes = check_int(max_gpu_total_bytes, "max_gpu_total_bytes", minimum=0, maximum=1 << 50)
+    if free_bytes_at_creation is not None:
+        free_bytes_at_creation = check_int(
+            free_bytes_at_creation, "free_bytes_at_creation", minimum=0, maximum=1 << 50
+        )
     lay = layout(model, cfg, 0)
     estimate = estimate_bytes_per_token(model, cfg, 0)
     budget, tokens_cfg, total_bytes = creator_budget(
@@ -657,3 +678,63 @@ def _validate_windows(pools: list[PoolCapacity], max_seq_len: int) -> tuple[list
         for p in pools
     ]
     return fixed, max(p.window for p in fixed)
+
+
+# --- 7. kvcalc's engine interface (kvcalc.engines.base) -------------------------------------------------
+
+NAME = "trtllm"
+#: TensorRT-LLM's own settings with their defaults (``KvCacheConfig``, ``Mapping``, ``max_seq_len``)
+#: and which moment of a request to count (``context``: after the prompt; ``generation``: after decoding).
+OPTIONS: dict[str, object] = {
+    "tokens_per_block": TOKENS_PER_BLOCK,
+    "pipeline_parallel_size": 1,
+    "pp_rank": 0,
+    "enable_attention_dp": False,
+    "max_seq_len": None,
+    "max_attention_window": None,
+    "phase": "context",
+}
+
+
+def check_options(options: MappingABC[str, object]) -> None:
+    """Validate this engine's options where they are given (``phase`` here, the rest in :func:`check`)."""
+    phase = options.get("phase", "context")
+    if phase not in PHASES:
+        raise KVCalcError(f"phase: choose one of {', '.join(PHASES)}, not {phase!r}")
+
+
+def _config_of(model: Model, req: object) -> tuple[Config, MappingABC[str, object]]:
+    opts = req.options  # type: ignore[attr-defined]
+    cfg = make_config(
+        model,
+        kv_cache_dtype=req.kv_dtype,  # type: ignore[attr-defined]
+        tensor_parallel_size=req.tensor_parallel_size,  # type: ignore[attr-defined]
+        pipeline_parallel_size=opts["pipeline_parallel_size"],  # type: ignore[arg-type]
+        enable_attention_dp=opts["enable_attention_dp"],  # type: ignore[arg-type]
+        tokens_per_block=opts["tokens_per_block"],  # type: ignore[arg-type]
+        max_seq_len=opts["max_seq_len"],  # type: ignore[arg-type]
+        max_attention_window=opts["max_attention_window"],  # type: ignore[arg-type]
+    )
+    return cfg, opts
+
+
+def check(model: Model, req: object) -> None:
+    """Refuse what TensorRT-LLM's KVCacheManager does not hold or kvcalc does not model."""
+    cfg, opts = _config_of(model, req)
+    lay = layout(model, cfg, opts["pp_rank"])  # type: ignore[arg-type]
+    if req.seq_len > lay.max_seq_len:  # type: ignore[attr-defined]
+        raise KVCalcError(f"seq_len: {req.seq_len} exceeds max_seq_len {lay.max_seq_len}")  # type: ignore[attr-defined]
+
+
+def layer_bytes(model: Model, req: object) -> list[int]:
+    """Bytes each decoder layer's blocks hold on one rank of stage ``pp_rank`` (0 for layers of other
+    stages): the blocks of its window pool × that layer's share of a block, × ``batch_size``."""
+    cfg, opts = _config_of(model, req)
+    lay = layout(model, cfg, opts["pp_rank"])  # type: ignore[arg-type]
+    per_layer = _layer_bytes_per_token(model, cfg)
+    out = [0] * len(model.layers)
+    for pool in lay.pools:
+        blocks = request_blocks(pool, req.seq_len, lay.max_seq_len, str(opts["phase"]))  # type: ignore[attr-defined]
+        for i in pool.layers:
+            out[i] = req.batch_size * blocks * per_layer[i] * cfg.tokens_per_block  # type: ignore[attr-defined]
+    return out
