@@ -464,3 +464,44 @@ def test_engine_interface_layer_bytes() -> None:
     assert sum(per_layer) == 2 * t.kv_cache_bytes(
         GPT_OSS, 1000, max_attention_window=OSS_WINDOWS, phase="generation"
     )
+
+
+# --- 5. every preloaded config: bytes per token per rank from config.json's own fields ------------------
+
+
+def _config_bytes_per_token(cfg: dict[str, object], tp: int) -> int:
+    """TensorRT-LLM's formula on the raw config: MLA (kv_lora_rank + qk_rope_head_dim)·layers·2 B;
+    otherwise 2·ceil(num_key_value_heads / tp)·head_dim·layers·2 B (head_dim = hidden / heads when absent)."""
+    text = cfg.get("text_config") or cfg
+    assert isinstance(text, dict)
+    layers = int(text["num_hidden_layers"])
+    if text.get("kv_lora_rank"):
+        return (int(text["kv_lora_rank"]) + int(text["qk_rope_head_dim"])) * layers * 2
+    heads = int(text["num_attention_heads"])
+    kv = int(text.get("num_key_value_heads") or heads)
+    head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // heads)
+    return 2 * -(-kv // tp) * head_dim * layers * 2
+
+
+def _supported_ids() -> list[str]:
+    from tests.shared_configs import hf_ids
+
+    out = []
+    for hf_id in hf_ids():
+        try:
+            t.cache_layers(model(hf_id))
+        except kvcalc.KVCalcError:
+            continue
+        out.append(hf_id)
+    return out
+
+
+@pytest.mark.parametrize("hf_id", _supported_ids())
+@pytest.mark.parametrize("tp", [1, 8])
+def test_bytes_per_token_from_raw_config(hf_id: str, tp: int) -> None:
+    m = model(hf_id)
+    kv = hf_config(hf_id).get("num_key_value_heads")
+    if tp > 1 and isinstance(kv, int) and kv > tp and kv % tp:
+        pytest.skip(f"{tp} does not divide {kv} KV heads")
+    lay = t.layout(m, t.make_config(m, tensor_parallel_size=tp, max_seq_len=1 << 20))
+    assert lay.bytes_per_token == _config_bytes_per_token(hf_config(hf_id), tp)
