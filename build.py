@@ -3,10 +3,11 @@
 
     python3 build.py [--serve] [--port N] [--out DIR]
 
-Sets itself up first (tools/devenv.py: .venv and node_modules, each redone only when its inputs
-changed), re-execs inside .venv, then: writes the kvcalc wheel, renders site/index.html.j2 with
-jinja2, and copies site assets, the Pyodide core and Plotly next to it. Nothing is fetched from a
-CDN at run time: the site is self-contained. Importable: `build.build_site(out_dir) -> Path`.
+Sets itself up first (tools/devenv.py: .venv with requirements/build.txt only — jinja2, no torch —
+and node_modules, each redone only when its inputs changed), re-execs inside .venv, then: writes the
+kvcalc wheel, renders site/index.html.j2 with jinja2, and copies site assets, the Pyodide core and
+Plotly next to it. Nothing is fetched from a CDN at run time: the site is self-contained.
+Importable: `build.build_site(out_dir) -> Path`.
 """
 
 from __future__ import annotations
@@ -464,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default _site/)")
     args = parser.parse_args(argv)
-    devenv.bootstrap(__file__)
+    devenv.bootstrap(__file__, devenv.BUILD_REQUIREMENTS)  # jinja2 only: serving needs no torch
     with devenv.step("build site"):
         out = build_site(args.out)
     if args.serve:

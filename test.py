@@ -3,7 +3,8 @@
 
     python3 test.py [pytest args]      e.g.  python3 test.py -m browser   or   python3 test.py -x tests/
 
-Same set-up as build.py (tools/devenv.py). Exits non-zero when ruff or pytest fails, and when
+Same set-up as build.py (tools/devenv.py), with every requirements file: build.txt, dev.txt (test
+tools) and measure.txt (torch, transformers). Exits non-zero when ruff or pytest fails, and when
 pytest ran no test at all.
 """
 
@@ -37,7 +38,7 @@ def pytest(args: list[str]) -> int:
 
 def main(args: list[str]) -> int:
     """Set up, build, lint, test; return the exit code."""
-    devenv.bootstrap(__file__)
+    devenv.bootstrap(__file__, devenv.REQUIREMENTS)  # build.txt + dev.txt + measure.txt
     with devenv.step("build site"):
         os.environ[build.SITE_DIR_ENV] = str(build.build_site(build.DEFAULT_OUT))
     with devenv.step("find a Chromium for the browser tests"):

@@ -285,6 +285,113 @@ def test_stamp_follows_file_contents(tmp_path: Path) -> None:
     assert not devenv.stamp_ok(tmp_path, devenv.files_hash([req]))
 
 
+# ------------------------------------------------------------------------------------------------
+# build.py installs what the build needs; test.py everything (issue 12)
+
+
+def requested_packages(files: list[Path]) -> set[str]:
+    """Package names of requirements files, following nested ``-r`` lines."""
+    names: set[str] = set()
+    for path in files:
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("-r"):
+                names |= requested_packages([path.parent / line[2:].strip()])
+            elif line:
+                names.add(re.split(r"[=<>~!\[ ;]", line, maxsplit=1)[0].lower())
+    return names
+
+
+@pytest.fixture
+def fake_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """A venv under tmp_path whose pip calls are recorded instead of run; returns the record."""
+    venv = tmp_path / "venv"
+    monkeypatch.setattr(devenv, "VENV", venv)
+    calls: list[list[str]] = []
+
+    def run(cmd: list[object], env: object = None) -> None:
+        calls.append([str(c) for c in cmd])
+        if "venv" in calls[-1]:  # python -m venv DIR
+            devenv.venv_python().parent.mkdir(parents=True)
+            devenv.venv_python().touch()
+
+    monkeypatch.setattr(devenv, "run", run)
+    return calls
+
+
+def pip_files(call: list[str]) -> list[Path]:
+    return [Path(call[i + 1]) for i, arg in enumerate(call) if arg == "-r"]
+
+
+def test_build_installs_no_torch_and_test_completes_the_venv(fake_pip: list[list[str]]) -> None:
+    devenv.ensure_venv(devenv.BUILD_REQUIREMENTS)
+    venv, pip = fake_pip
+    assert "venv" in venv and pip[1:4] == ["-m", "pip", "install"]
+    build_only = requested_packages(pip_files(pip))
+    assert build_only == {"jinja2"}
+    devenv.ensure_venv(devenv.BUILD_REQUIREMENTS)  # stamp matches: no pip
+    assert len(fake_pip) == 2
+    devenv.ensure_venv(devenv.REQUIREMENTS)  # test.py upgrades the venv build.py made
+    assert len(fake_pip) == 3
+    everything = requested_packages(pip_files(fake_pip[2]))
+    assert {"torch", "transformers", "pytest", "ruff", "jinja2"} <= everything
+    devenv.ensure_venv(devenv.BUILD_REQUIREMENTS)  # a venv test.py made covers build.py
+    devenv.ensure_venv(devenv.REQUIREMENTS)
+    assert len(fake_pip) == 3
+
+
+def test_changed_requirements_file_reinstalls(fake_pip: list[list[str]], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    build_txt = tmp_path / "build.txt"
+    build_txt.write_text("jinja2==3.1.6\n")
+    measure = tmp_path / "measure.txt"
+    measure.write_text("torch==2.13.0\n")
+    devenv.ensure_venv((build_txt, measure))
+    build_txt.write_text("jinja2==3.1.7\n")
+    devenv.ensure_venv((build_txt,))
+    assert pip_files(fake_pip[-1]) == [build_txt]  # only the changed file; measure.txt stays stamped
+    devenv.ensure_venv((build_txt, measure))
+    assert len(fake_pip) == 3
+
+
+@pytest.mark.parametrize(("script", "wanted"), [("build", "BUILD_REQUIREMENTS"), ("test", "REQUIREMENTS")])
+def test_scripts_ask_for_their_requirements(script: str, wanted: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: E501
+    """build.py bootstraps with build.txt only; test.py with everything."""
+    import importlib
+
+    module = importlib.import_module(script)
+    asked: list[tuple[Path, ...]] = []
+
+    class Stop(Exception):
+        pass
+
+    def bootstrap(_script: str, requirements: tuple[Path, ...]) -> None:
+        asked.append(tuple(requirements))
+        raise Stop
+
+    monkeypatch.setattr(devenv, "bootstrap", bootstrap)
+    with pytest.raises(Stop):
+        module.main([])
+    assert asked == [tuple(getattr(devenv, wanted))]
+    torch_wanted = "torch" in requested_packages(list(asked[0]))
+    assert torch_wanted is (script == "test")
+
+
+def test_pyproject_extras_match_the_pins() -> None:
+    """`pip install 'kvcalc[measure]'` gets what test.py measures with; `[site]` what build.py uses."""
+    import tomllib
+
+    extras = tomllib.loads((build.ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def pins(name: str) -> set[str]:
+        lines = (devenv.REQUIREMENTS_DIR / name).read_text().splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+    assert set(extras["measure"]) == pins("measure.txt")
+    assert set(extras["site"]) == pins("build.txt")
+    assert pins("measure.txt").isdisjoint(extras["dev"]) and pins("measure.txt").isdisjoint(extras["site"])
+
+
 @pytest.fixture
 def no_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A machine with no Playwright browser and no /usr/bin/chromium (yet)."""

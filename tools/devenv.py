@@ -19,7 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 NODE_MODULES = ROOT / "node_modules"
-REQUIREMENTS = (ROOT / "requirements" / "dev.txt", ROOT / "requirements" / "measure.txt")
+REQUIREMENTS_DIR = ROOT / "requirements"
+#: What build.py installs: jinja2 only (no torch, no test tools).
+BUILD_REQUIREMENTS = (REQUIREMENTS_DIR / "build.txt",)
+#: What test.py installs: the build's, the test tools and torch/transformers for the validation tests.
+REQUIREMENTS = (*BUILD_REQUIREMENTS, REQUIREMENTS_DIR / "dev.txt", REQUIREMENTS_DIR / "measure.txt")
 PACKAGE_LOCK = ROOT / "package-lock.json"
 STAMP_NAME = ".kvcalc-stamp"
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
@@ -82,17 +86,36 @@ def in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
-def ensure_venv() -> None:
-    """Create .venv and pip-install the pinned requirements when they changed."""
-    wanted = files_hash(REQUIREMENTS, extra=sys.version)
-    if venv_python().exists() and stamp_ok(VENV, wanted):
+def requirement_stamps(requirements: Sequence[Path]) -> set[str]:
+    """One stamp line per requirements file: its name and the hash of its content and this Python."""
+    return {f"{req.name} {files_hash([req], extra=sys.version)}" for req in requirements}
+
+
+def stamp_lines(directory: Path) -> set[str]:
+    """The lines of directory/STAMP_NAME (empty when there is none)."""
+    stamp = directory / STAMP_NAME
+    return set(stamp.read_text().split("\n")) - {""} if stamp.is_file() else set()
+
+
+def ensure_venv(requirements: Sequence[Path] = REQUIREMENTS) -> None:
+    """Create .venv and pip-install the pinned `requirements` files that are not installed as they are.
+
+    The stamp lists each installed file with its hash, so a venv build.py made (build.txt only) is
+    completed by test.py, and a venv test.py made already covers build.py: no pip run at all."""
+    wanted = requirement_stamps(requirements)
+    have = stamp_lines(VENV)
+    if venv_python().exists() and wanted <= have:
         return
-    with step("python venv + pip install (requirements changed)"):
+    names = ", ".join(req.name for req in requirements)
+    with step(f"python venv + pip install {names} (requirements changed)"):
         if not venv_python().exists():
             run([sys.executable, "-m", "venv", VENV])
-        reqs = [arg for req in REQUIREMENTS for arg in ("-r", req)]
+            have = set()
+        reqs = [arg for req in requirements for arg in ("-r", req)]
         run([venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q", *reqs])
-        (VENV / STAMP_NAME).write_text(wanted + "\n")
+        replaced = {req.name for req in requirements}
+        kept = {line for line in have if line.split(" ", 1)[0] not in replaced}
+        (VENV / STAMP_NAME).write_text("\n".join(sorted(kept | wanted)) + "\n")
 
 
 def ensure_node_modules() -> None:
@@ -108,11 +131,12 @@ def ensure_node_modules() -> None:
         (NODE_MODULES / STAMP_NAME).write_text(wanted + "\n")
 
 
-def bootstrap(script: str) -> None:
-    """Make sure .venv and node_modules are current, then re-exec `script` inside the venv."""
+def bootstrap(script: str, requirements: Sequence[Path] = REQUIREMENTS) -> None:
+    """Make sure .venv (with `requirements`) and node_modules are current, then re-exec `script` inside
+    the venv."""
     if os.environ.get("KVCALC_BOOTSTRAPPED") == "1" and in_venv():
         return
-    ensure_venv()
+    ensure_venv(requirements)
     ensure_node_modules()
     os.environ["KVCALC_BOOTSTRAPPED"] = "1"
     if not in_venv():
