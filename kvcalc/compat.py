@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kvcalc.core.checkpoint import Checkpoint
 from kvcalc.core.facts import query_heads
 from kvcalc.core.fields import check_int
 from kvcalc.core.layers import MLA, SlidingWindow, _Attention, _State
@@ -483,6 +484,7 @@ def calculate_memory(
     *,
     kv_dtype: str | None = None,
     token: str | None = None,
+    checkpoint: Any = "auto",
 ) -> MemoryReport:
     """Memory to serve ``batch_size`` sequences of ``seq_length`` tokens, per GPU of ``tensor_parallel``.
 
@@ -491,6 +493,13 @@ def calculate_memory(
     int8, int4); the KV cache uses it too for float formats and stays fp16 under integer weights unless
     ``kv_dtype`` says. ``framework_overhead`` multiplies the runtime memory (KV cache, state,
     activations), as llm-memory-calculator does. Sizes in the report: bytes and GiB.
+
+    ``checkpoint``: ``"auto"`` reads the safetensors headers of ``model_id_or_config`` itself when it is
+    a local folder holding them or a Hugging Face id (:mod:`kvcalc.core.checkpoint`); a folder, an id or
+    a :class:`~kvcalc.core.checkpoint.Checkpoint` names one; ``None`` never reads one. At
+    ``tensor_parallel=1`` its exact bytes are the weights when ``precision`` is the checkpoint's storage
+    width (16-bit float, fp32, fp8, nothing packed); otherwise — and when no checkpoint is reachable —
+    count_params × the format. A note says which.
     """
     batch = check_int(batch_size, "batch_size", maximum=1 << 24)
     seq = check_int(seq_length, "seq_length", minimum=0)
@@ -505,15 +514,20 @@ def calculate_memory(
     model = resolved
     params = count_params(model)
     weights = weight_bytes(model, weight_fmt, params=params, tensor_parallel_size=tp)
+    ck = _checkpoint_for(model_id_or_config, model, checkpoint) if tp == 1 else None
+    weights_total, weights_note = weights.total, f"weights: count_params × {weights.format} (config.json)"
+    if ck is not None and _same_format(ck, weight_fmt):
+        weights_total = ck.total_bytes
+        weights_note = f"weights: {ck.total_bytes:,} bytes from the safetensors headers of {ck.source}"
     vision = weights.parts.get("vision", 0) + weights.parts.get("audio", 0)
     kv, state = _cache_split(model, seq, batch, kv_dtype or cache_dtype, tp)
     applicable = any(isinstance(x, _Attention | MLA) for x in _leaves(model))
     act = _activations(model, batch, seq, 4 if weight_fmt == "fp32" else 2)
     runtime = kv + state + act
     extra = round(runtime * overhead) - runtime
-    total = weights.total + runtime + extra
+    total = weights_total + runtime + extra
     gpu, gpu_gb = _recommend(total)
-    notes = ["activations and framework overhead are estimates"]
+    notes = ["activations and framework overhead are estimates", weights_note]
     if tp > 1:
         notes.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
     if not applicable:
@@ -525,7 +539,7 @@ def calculate_memory(
         batch_size=batch,
         seq_length=seq,
         parameter_count=params.total_with_towers,
-        weight_memory_bytes=weights.total,
+        weight_memory_bytes=weights_total,
         vision_memory_bytes=vision,
         kv_cache_bytes=kv if applicable else None,
         state_memory_bytes=state,
@@ -539,6 +553,45 @@ def calculate_memory(
         tensor_parallel=tp,
         notes=tuple(dict.fromkeys([*notes, *params.notes])),
     )
+
+
+_STORED_AS = {"BF16": ("bf16", "fp16"), "F16": ("bf16", "fp16"), "F32": ("fp32",),
+              "F8_E4M3": ("fp8",), "F8_E5M2": ("fp8",)}  # fmt: skip
+
+
+def _same_format(ck: Checkpoint, weight_fmt: str) -> bool:
+    """True when most parameters are stored as the requested plain format (16-bit, fp32 or fp8) and none
+    are packed: then the checkpoint's bytes are that format's bytes."""
+    if ck.packed_params or not ck.params_by_dtype:
+        return False
+    stored = max(ck.params_by_dtype, key=lambda d: ck.params_by_dtype[d])
+    return weight_fmt.split("_")[0] in _STORED_AS.get(stored, ())
+
+
+def _checkpoint_for(source: Any, model: Model, choice: Any) -> Checkpoint | None:
+    """The checkpoint ``choice`` names (see :func:`calculate_memory`); None when there is none."""
+    from pathlib import Path
+
+    from kvcalc.core.checkpoint import from_folder, from_hub, load_checkpoint
+    from kvcalc.core.hub import parse_hub_id
+
+    if choice is None or isinstance(choice, Checkpoint):
+        return choice
+    if not isinstance(choice, str | os.PathLike):
+        raise KVCalcError(f"checkpoint: expected 'auto', a folder, a Hugging Face id or None, got {choice!r}")
+    if str(choice) != "auto":
+        return load_checkpoint(choice, model.config)
+    if not isinstance(source, str | os.PathLike) or (isinstance(source, str) and source.lstrip()[:1] in "{["):
+        return None
+    try:
+        path = Path(source)
+        if path.is_dir():
+            return from_folder(path, model.config) if any(path.glob("*.safetensors")) else None
+        if path.exists() or parse_hub_id(str(source)) is None:
+            return None
+        return from_hub(str(source).strip(), model.config)
+    except (KVCalcError, OSError):
+        return None  # not reachable: the config's count stands (the note says so)
 
 
 def _not_applicable(cfg: Mapping[str, Any], precision: str, batch: int, seq: int) -> MemoryReport:

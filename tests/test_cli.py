@@ -182,7 +182,7 @@ def test_models() -> None:
         ),
         (
             ["kv", "nobody/nothing", "--seq-len", "1k"],
-            "model: 'nobody/nothing' is not preloaded and could not be",
+            "model: nobody/nothing: HF_HUB_OFFLINE is set and config.json is not in the Hub cache",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),

@@ -90,7 +90,8 @@ def _catalog() -> Any:
 
 
 def resolve_model(spec: str) -> kvcalc.Model:
-    """A preloaded name, a config.json path (or folder), or a Hugging Face id (needs transformers)."""
+    """A config.json path (or folder, or generate_config's entry), a preloaded name, or a Hugging Face id
+    ``org/name[@revision]`` (its config.json over HTTP, or from the Hub cache: :mod:`kvcalc.core.hub`)."""
     path = Path(spec)
     if path.is_file():
         return _from_file(path)
@@ -99,8 +100,10 @@ def resolve_model(spec: str) -> kvcalc.Model:
     catalog = _catalog()
     if catalog is not None and spec in catalog:
         return catalog.model(spec)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
-        return _from_hub(spec)
+    from kvcalc.core import hub
+
+    if hub.parse_hub_id(spec) is not None:
+        return kvcalc.load_model(spec)
     if catalog is not None:
         catalog.get(spec)  # raises with suggestions
     raise KVCalcError(f"model: {spec!r} is not a file, a preloaded model or a Hugging Face id")
@@ -115,16 +118,6 @@ def _from_file(path: Path) -> kvcalc.Model:
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "normalised" in data:
         return kvcalc.load_model(data["config"], name=data.get("name") or None)
     return kvcalc.load_model(path)
-
-
-def _from_hub(hf_id: str) -> kvcalc.Model:
-    from kvcalc.generate_config import generate_entry
-
-    try:
-        entry = generate_entry(hf_id)
-    except KVCalcError as exc:
-        raise KVCalcError(f"model: {hf_id!r} is not preloaded and could not be fetched ({exc})") from None
-    return kvcalc.load_model(entry["config"], name=entry["name"])
 
 
 # ------------------------------------------------------------------------------------------------

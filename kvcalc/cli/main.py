@@ -16,6 +16,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import kvcalc
@@ -163,7 +165,36 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-num-seqs", type=_positive, help="vLLM (default 1024 on ≥70 GiB GPUs, else 256)")
     p.add_argument("--block-size", type=_positive, default=16, help="vLLM block size (default 16)")
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
+    p.add_argument(
+        "--checkpoint",
+        default="auto",
+        help="weights from safetensors headers: a folder or Hugging Face id; 'auto' (default) reads the "
+        "model's own when it is a folder or a Hugging Face id; 'none' counts them from config.json",
+    )
     _add_json(p)
+
+
+def _checkpoint(args: argparse.Namespace, model: kvcalc.Model) -> tuple[Any, list[str]]:
+    """The checkpoint ``--checkpoint`` names (None for 'none'), and a note when 'auto' found none.
+
+    'auto' tries the model argument itself when it is a folder with safetensors files or a Hugging Face
+    id; a failure there falls back to config.json with a note. An explicit folder or id must work."""
+    from kvcalc.core import checkpoint, hub
+
+    choice = (args.checkpoint or "auto").strip()
+    if choice.lower() == "none":
+        return None, []
+    if choice.lower() != "auto":
+        return checkpoint.load_checkpoint(choice, model.config), []
+    spec = Path(args.model)
+    if spec.is_dir() and any(spec.glob("*.safetensors")):
+        return checkpoint.from_folder(spec, model.config), []
+    if spec.is_dir() or spec.is_file() or hub.parse_hub_id(args.model) is None:
+        return None, []
+    try:
+        return checkpoint.from_hub(args.model, model.config), []
+    except KVCalcError as exc:
+        return None, [f"weights counted from config.json: checkpoint not read ({exc})"]
 
 
 def _plan_kw(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,14 +243,17 @@ def _run_plan(args: argparse.Namespace) -> int:
     if not args.gpu:
         raise KVCalcError("gpu: --gpu is required with --engine vllm")
     model = resolve_model(args.model)
+    ck, notes = _checkpoint(args, model)
     pl = plan(
         model,
         gpu=args.gpu,
         num_gpus=args.num_gpus,
         tensor_parallel_size=args.tp,
         max_model_len=args.max_model_len,
+        checkpoint=ck,
         **_plan_kw(args),
     )
+    pl = replace(pl, notes=(*pl.notes, *notes))
     _emit(args, pl.as_dict(), lambda: _plan_text(pl))
     return 0
 
@@ -234,6 +268,7 @@ def _plan_text(pl: Any) -> str:
         f"{pl.model} on {where} · vLLM · max_model_len {_tokens_label(pl.max_model_len)}",
         f"weights {pl.weight_format} · kv cache {pl.kv_dtype} · "
         f"gpu_memory_utilization {pl.gpu_memory_utilization}",
+        f"weights from {pl.weights_source}",
         "",
     ]
     rows = [
@@ -288,10 +323,12 @@ def _run_recommend(args: argparse.Namespace) -> int:
     from kvcalc.deploy.plan import recommend
 
     model = resolve_model(args.model)
+    ck, _ = _checkpoint(args, model)
     gpus = [g for g in (args.gpus or "").split(",") if g.strip()] or None
     plans = recommend(
-        model, max_model_len=args.max_model_len, gpus=gpus, max_gpus=args.max_gpus, **_plan_kw(args)
-    )
+        model, max_model_len=args.max_model_len, gpus=gpus, max_gpus=args.max_gpus, checkpoint=ck,
+        **_plan_kw(args),
+    )  # fmt: skip
     rows = [
         [
             p.num_gpus,
@@ -331,31 +368,14 @@ def _register_compare(sub: Any) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from kvcalc.core.facts import attention_label
-    from kvcalc.core.params import count_params
-
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in args.models:
-        m = resolve_model(spec)
-        dtype = m.dtype if args.kv_dtype.strip().lower() == "auto" else args.kv_dtype
-        size = kvcalc.kv_cache_bytes(
-            m, args.seq_len, batch_size=args.batch_size, kv_dtype=dtype, engine=args.engine
-        )
-        params = count_params(m)
-        rows.append(
-            {
-                "model": m.name,
-                "attention": attention_label(m),
-                "layers": len(m.layers),
-                "params": params.total_with_towers,
-                "active_params": params.active,
-                "kv_dtype": kvcalc.get_dtype(dtype).name,
-                "bytes_per_token": kvcalc.kv_bytes_per_token(m, dtype),
-                "bytes_per_token_short": kv_bytes_per_token_short(m, dtype),
-                "bytes": size,
-                "gib": size / GIB,
-            }
-        )
+        try:
+            rows.append(_compare_row(args, resolve_model(spec)))
+        except KVCalcError as exc:  # one model that fails never blanks the others
+            rows.append({"model": spec, "error": str(exc)})
+            print(f"kvcalc compare: error: {spec}: {exc}", file=sys.stderr)
+    good = [r for r in rows if "error" not in r]
     table = [
         [
             r["model"],
@@ -367,14 +387,39 @@ def _run_compare(args: argparse.Namespace) -> int:
             f"{r['bytes']:,}",
             _gib(r["bytes"]),
         ]
-        for r in rows
+        for r in good
     ]
     head = (
         f"{_tokens_label(args.seq_len)} tokens × batch {args.batch_size} · engine {args.engine} · "
         "params in billions · GiB = 2^30 bytes"
     )
     headers = ["model", "attention", "layers", "params B", "kv dtype", "bytes/token", "KV bytes", "KV GiB"]
-    return _emit(args, rows, lambda: f"{head}\n\n{_table(headers, table)}")
+    _emit(args, rows, lambda: f"{head}\n\n{_table(headers, table)}")
+    return 1 if len(good) < len(rows) else 0
+
+
+def _compare_row(args: argparse.Namespace, m: kvcalc.Model) -> dict[str, Any]:
+    """One model's row of ``kvcalc compare``."""
+    from kvcalc.core.facts import attention_label
+    from kvcalc.core.params import count_params
+
+    dtype = m.dtype if args.kv_dtype.strip().lower() == "auto" else args.kv_dtype
+    size = kvcalc.kv_cache_bytes(
+        m, args.seq_len, batch_size=args.batch_size, kv_dtype=dtype, engine=args.engine
+    )
+    params = count_params(m)
+    return {
+        "model": m.name,
+        "attention": attention_label(m),
+        "layers": len(m.layers),
+        "params": params.total_with_towers,
+        "active_params": params.active,
+        "kv_dtype": kvcalc.get_dtype(dtype).name,
+        "bytes_per_token": kvcalc.kv_bytes_per_token(m, dtype),
+        "bytes_per_token_short": kv_bytes_per_token_short(m, dtype),
+        "bytes": size,
+        "gib": size / GIB,
+    }
 
 
 def _register_models(sub: Any) -> None:

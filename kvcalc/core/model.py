@@ -73,12 +73,28 @@ def parse_json(text: str | bytes) -> dict[str, Any]:
     return data
 
 
+def _hub_spec(source: Any) -> str | None:
+    """``source`` when it is a Hugging Face id ``org/name[@revision]`` and not an existing path."""
+    from kvcalc.core import hub
+
+    if not isinstance(source, str) or hub.parse_hub_id(source) is None:
+        return None
+    try:
+        return None if Path(source).exists() else source.strip()
+    except OSError:
+        return None
+
+
 def _as_dict(source: Any) -> dict[str, Any]:
     if isinstance(source, Mapping):
         return dict(source)
     if isinstance(source, bytes):
         return parse_json(source)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and source.lstrip()[:1] not in "{["):
+        if _hub_spec(source) is not None:
+            from kvcalc.core import hub
+
+            return hub.fetch_config(source)
         path = Path(source)
         try:
             if path.is_dir():
@@ -105,8 +121,10 @@ def _display_name(cfg: Mapping[str, Any], model_type: str) -> str:
 
 
 def load_model(source: Any, *, name: str | None = None) -> Model:
-    """Build a Model from a config dict, JSON text, or a path to config.json (or its folder)."""
+    """Build a Model from a config dict, JSON text, a path to config.json (or its folder), or a Hugging
+    Face id ``org/name[@revision]`` that is not a local path (its config.json: :mod:`kvcalc.core.hub`)."""
     cfg = _as_dict(source)
+    name = name if name is not None else _hub_spec(source)
     _check_depth(cfg)
     parsed = parse_layers(cfg)
     text, _ = text_config(cfg)

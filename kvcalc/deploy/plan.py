@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kvcalc.core.checkpoint import Checkpoint
 from kvcalc.core.config import text_config
 from kvcalc.core.dtypes import get_dtype
 from kvcalc.core.fields import LIMITS, Fields, check_int
@@ -93,6 +94,7 @@ _DEFAULTS: dict[str, Any] = {
     "speculative_config": None,
     "kv_cache_memory": None,
     "enforce_eager": False,
+    "checkpoint": None,
 }
 #: Speculative-decoding methods whose draft layers keep KV in the target's cache (vLLM
 #: ``SpeculativeConfig.method``); ``None``: the count comes from the config (MTP layers).
@@ -128,6 +130,7 @@ class _Args:
     speculative: str | None = None
     kv_cache_memory: int | None = None
     enforce_eager: bool = False
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class Plan:
     draft_layers: int = 0
     kv_budget_range: tuple[int, int] = (0, 0)
     kv_tokens_range: tuple[int, int] = (0, 0)
+    weights_source: str = "config"
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -332,7 +336,14 @@ def _args(model: Model, kw: Mapping[str, Any]) -> _Args:
         speculative=method,
         kv_cache_memory=_opt_bytes(kw["kv_cache_memory"], "kv_cache_memory"),
         enforce_eager=bool(kw["enforce_eager"]),
+        checkpoint=_checkpoint(kw.get("checkpoint")),
     )
+
+
+def _checkpoint(value: object) -> Checkpoint | None:
+    if value is not None and not isinstance(value, Checkpoint):
+        raise KVCalcError(f"checkpoint: expected kvcalc.core.checkpoint.Checkpoint or None, got {value!r}")
+    return value
 
 
 # ------------------------------------------------------------------------------------------------
@@ -486,7 +497,8 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
     """The arithmetic of one configuration (no search for a bigger one)."""
     requested = math.ceil(a.gpu.memory_bytes * a.utilization)
     weights = weight_bytes(model, a.weight_dtype, tensor_parallel_size=a.tp, vocab_padding=64, params=p)
-    stage = _stage_weights(weights, p, a, model)
+    rank_total, source, notes = _weights(model, a, p, weights)
+    stage = _stage_weights(weights, p, a, model) + -(-(rank_total - weights.total) // a.pp)
     buffers = _rope_bytes(model)
     activation, non_torch, cudagraph = _overheads(model, a, p)
     if a.kv_cache_memory is not None:
@@ -496,7 +508,6 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
     lo, hi = _budget_range(a, budget, activation, non_torch, cudagraph)
     layout = _layout(model, a, a.max_model_len)
     per_request = _per_request(model, a, a.max_model_len)
-    notes: list[str] = []
     if layout is None:
         bpb, num_blocks, bpr, concurrency, tokens = 0, 0, 0, math.inf if budget >= 0 else 0.0, 0
         notes.append("the model keeps no KV cache: concurrency is limited by compute, not memory")
@@ -527,6 +538,7 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         gpu_memory_utilization=a.utilization,
         requested_bytes=requested,
         weights_bytes=stage,
+        weights_source=source,
         buffers_bytes=buffers,
         activation_bytes=activation,
         non_torch_bytes=non_torch,
@@ -558,6 +570,28 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         if layout
         else (0, 0),
     )
+
+
+def _weights(model: Model, a: _Args, p: ParamCount, weights: WeightBytes) -> tuple[int, str, list[str]]:
+    """Weight bytes per tensor-parallel rank, where they come from, and notes.
+
+    Without a checkpoint (or with ``weight_dtype`` set): ``weights`` (count_params × the format). With
+    one: the bytes of its safetensors headers (exact: :mod:`kvcalc.core.checkpoint`) plus vLLM's vocabulary
+    padding to 64 rows (the formula's padded minus unpadded bytes); at tp > 1 split in the formula's
+    per-rank proportion, and over pipeline stages like the formula (estimates, as the formula's are).
+    """
+    ck = a.checkpoint
+    if ck is None or a.weight_dtype is not None:
+        return weights.total, f"config: count_params × {weights.format}", []
+    unpadded = weight_bytes(model, None, params=p).total
+    padded = weight_bytes(model, None, vocab_padding=64, params=p).total
+    whole = ck.total_bytes + padded - unpadded
+    total = whole if a.tp == 1 or not padded else -(-whole * weights.total // padded)
+    notes = []
+    if ck.parameters != p.total_with_towers:
+        notes.append(f"the checkpoint holds {ck.parameters:,} parameters, the config counts "
+                     f"{p.total_with_towers:,}: the weights are the checkpoint's bytes")  # fmt: skip
+    return total, f"checkpoint: {ck.source} ({len(ck.files)} safetensors headers)", notes
 
 
 def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
@@ -656,6 +690,7 @@ def plan(
     speculative_config: Mapping[str, Any] | str | None = None,
     kv_cache_memory: int | None = None,
     enforce_eager: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> Plan:
     """Plan serving ``model`` with vLLM on ``num_gpus`` × ``gpu``.
 
@@ -669,7 +704,9 @@ def plan(
     must fit at max_model_len (default 1). ``speculative_config`` (``{"method": "eagle"}``, MTP methods):
     draft layers that hold KV. ``kv_cache_memory``: vLLM's ``--kv-cache-memory`` (bytes; replaces the
     utilization budget). The three ``*_bytes`` arguments replace the estimates with measured values.
-    See the module doc for what is exact and what is estimated.
+    ``checkpoint`` (:func:`kvcalc.core.checkpoint.load_checkpoint`) replaces the config's weight count by
+    the checkpoint's exact bytes (``weights_source`` says which). See the module doc for what is exact
+    and what is estimated.
     """
     a = _args(model, locals())  # every keyword argument, validated
     p = count_params(model)
