@@ -240,7 +240,7 @@ def test_a_local_folder_wins_over_an_id(fake_hub: Hub, tmp_path: Path, monkeypat
 
 
 def test_cli_accepts_hub_ids(fake_hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
-    from kvcalc.cli import main
+    from kvcalc.cli.main import main
 
     assert main(["kv", SERVED, "--seq-len", "32k", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -249,7 +249,7 @@ def test_cli_accepts_hub_ids(fake_hub: Hub, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cli_compare_keeps_the_models_that_worked(fake_hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
-    from kvcalc.cli import main
+    from kvcalc.cli.main import main
 
     code = main(["compare", SERVED, "nobody/no-such-model", GATED, "--seq-len", "4k", "--json"])
     captured = capsys.readouterr()

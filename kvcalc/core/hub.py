@@ -23,9 +23,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,26 +225,34 @@ class _Offline(Exception):
     """The endpoint could not be reached (DNS, refused, timeout)."""
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects, remembering their headers (X-Repo-Commit, X-Linked-Etag sit on the Hub's 302
-    to the CDN) and sending the token again only to the endpoint's own host."""
+def _redirect_handler(auth: str | None) -> Any:
+    """A redirect handler that remembers the redirects' headers (X-Repo-Commit, X-Linked-Etag sit on the
+    Hub's 302 to its CDN) and sends the token again only to the endpoint's own host. urllib.request is
+    imported here: it pulls in http and email, which the page's Pyodide does not ship."""
+    import urllib.request
 
-    def __init__(self, auth: str | None) -> None:
-        self.auth = auth
-        self.seen: dict[str, str] = {}
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        seen: dict[str, str] = {}
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        self.seen.update({k.lower(): v for k, v in headers.items()})
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        same_host = urllib.parse.urlsplit(newurl).netloc == urllib.parse.urlsplit(endpoint()).netloc
-        if new is not None and self.auth and same_host:
-            new.add_unredirected_header("Authorization", self.auth)
-        return new
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            self.seen.update({k.lower(): v for k, v in headers.items()})
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            same_host = urllib.parse.urlsplit(newurl).netloc == urllib.parse.urlsplit(endpoint()).netloc
+            if new is not None and auth and same_host:
+                new.add_unredirected_header("Authorization", auth)
+            return new
+
+    handler = Redirects()
+    handler.seen = {}
+    return handler
 
 
 def _urllib_get(url: str, headers: Mapping[str, str], timeout: float, limit: int) -> Response:
+    import urllib.error
+    import urllib.request
+
     auth = headers.get("Authorization")
-    redirects = _Redirects(auth)
+    redirects = _redirect_handler(auth)
     opener = urllib.request.build_opener(redirects)
     request = urllib.request.Request(url, headers={k: v for k, v in headers.items() if k != "Authorization"})
     if auth:
@@ -356,7 +362,7 @@ def hub_file(spec: HubId | str, filename: str, *, timeout: float | None = None) 
 
 def fetch_config(spec: HubId | str, *, timeout: float | None = None) -> dict[str, Any]:
     """``config.json`` of a Hub id as a dict (see :func:`hub_file`)."""
-    from kvcalc.model import parse_json
+    from kvcalc.core.model import parse_json
 
     return parse_json(hub_file(spec, "config.json", timeout=timeout))
 
