@@ -92,7 +92,13 @@ def _run_kv(args: argparse.Namespace) -> int:
         "tensor_parallel_size": args.tp,
         "block_size": args.block_size,
         "max_num_batched_tokens": args.max_num_batched_tokens,
-        "enable_prefix_caching": not args.no_prefix_caching,
+        "enable_prefix_caching": False if args.no_prefix_caching else None,
+        "vllm_version": args.vllm_version,
+        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "data_parallel_size": args.data_parallel_size,
+        "speculative_config": args.speculative_config,
+        "kv_cache_memory": args.kv_cache_memory,
+        "enforce_eager": args.enforce_eager,
     }
     layers = kvcalc.layer_bytes(model, args.seq_len, **kw)
     total = sum(layers)
@@ -155,7 +161,25 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-dtype", default="auto", help="cache dtype (default auto = model dtype)")
     p.add_argument("--weight-dtype", help="weight format (default: the checkpoint's, e.g. fp8_block, mxfp4)")
     p.add_argument("--batch-size", type=_positive, help="concurrent requests that must fit at max-model-len")
-    p.add_argument("--gpu-memory-utilization", type=_fraction, default=0.92, help="vLLM (default 0.92)")
+    p.add_argument(
+        "--gpu-memory-utilization",
+        type=_fraction,
+        help="vLLM (default: the release's, 0.92 since 0.28, 0.9 before)",
+    )
+    p.add_argument(
+        "--vllm-version",
+        help="vLLM release whose behaviours to model (default: the newest modelled; docs/vllm_versions.md)",
+    )
+    p.add_argument("-pp", "--pipeline-parallel-size", type=_positive, default=1, help="vLLM pipeline stages")
+    p.add_argument("-dp", "--data-parallel-size", type=_positive, help="vLLM data-parallel replicas")
+    p.add_argument(
+        "--speculative-config",
+        help='vLLM JSON, e.g. \'{"method": "eagle"}\' (draft layers keep KV; MTP from the config)',
+    )
+    p.add_argument(
+        "--kv-cache-memory", type=_positive, help="vLLM fixed KV budget in bytes (skips utilization)"
+    )
+    p.add_argument("--enforce-eager", action="store_true", help="vLLM: no CUDA graphs")
     p.add_argument(
         "--max-num-batched-tokens",
         type=_positive,
@@ -206,7 +230,13 @@ def _plan_kw(args: argparse.Namespace) -> dict[str, Any]:
         "max_num_batched_tokens": args.max_num_batched_tokens,
         "max_num_seqs": args.max_num_seqs,
         "block_size": args.block_size,
-        "enable_prefix_caching": not args.no_prefix_caching,
+        "enable_prefix_caching": False if args.no_prefix_caching else None,
+        "vllm_version": args.vllm_version,
+        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "data_parallel_size": args.data_parallel_size,
+        "speculative_config": args.speculative_config,
+        "kv_cache_memory": args.kv_cache_memory,
+        "enforce_eager": args.enforce_eager,
     }
 
 
@@ -222,7 +252,7 @@ def _register_plan(sub: Any) -> None:
         "--engine", default="vllm", choices=("vllm", "trtllm"), help="serving engine (default vllm)"
     )
     p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
-    p.add_argument("--num-gpus", type=_positive, default=1, help="GPUs in total (default 1)")
+    p.add_argument("--num-gpus", type=_positive, help="GPUs in total (default tp × pp × dp)")
     p.add_argument(
         "--tp",
         "--tensor-parallel-size",
@@ -265,7 +295,8 @@ def _plan_text(pl: Any) -> str:
         else ""
     )
     head = [
-        f"{pl.model} on {where} · vLLM · max_model_len {_tokens_label(pl.max_model_len)}",
+        f"{pl.model} on {where} · vLLM {pl.vllm_version} rules · "
+        f"max_model_len {_tokens_label(pl.max_model_len)}",
         f"weights {pl.weight_format} · kv cache {pl.kv_dtype} · "
         f"gpu_memory_utilization {pl.gpu_memory_utilization}",
         f"weights from {pl.weights_source}",
@@ -294,6 +325,8 @@ def _plan_text(pl: Any) -> str:
             f"one request at {pl.max_model_len:,} tokens: {pl.blocks_per_request:,} blocks, "
             f"{pl.per_request_bytes:,} bytes ({_gib(pl.per_request_bytes)} GiB)",
             f"maximum concurrency: {pl.max_concurrency:.2f}× · GPU KV cache size: {pl.kv_tokens:,} tokens",
+            f"range from the published overhead spread: budget {_gib(pl.kv_budget_range[0])}–"
+            f"{_gib(pl.kv_budget_range[1])} GiB, {pl.kv_tokens_range[0]:,}–{pl.kv_tokens_range[1]:,} tokens",
             f"max batch at {pl.max_model_len:,} tokens: {pl.max_batch:,} · max context for one request: "
             f"{pl.max_context:,} tokens",
         ]
@@ -511,10 +544,56 @@ def _register_measure(sub: Any) -> None:
     module.register(sub)
 
 
+# ------------------------------------------------------------------------------------------------
+# kvcalc explain
+
+
+def _register_explain(sub: Any) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="re-derive every memory number of a vLLM start-up log",
+        description="Read a vLLM start-up log (V1, or V0's '# GPU blocks') and re-derive each printed memory "
+        "number: 'reproduced exactly', 'within range' (estimates) or the difference and its likeliest cause. "
+        "Exit 0: everything reproduced; 1: something differs or nothing could be checked; 2: bad arguments.",
+    )
+    p.add_argument("log", help="log file, or - for stdin")
+    p.add_argument("--model", help="config.json path, preloaded name or HF id (default: the log's model)")
+    p.add_argument("--gpu", help="GPU name when the log does not say (default: from its total memory)")
+    _add_json(p)
+    p.set_defaults(func=_run_explain)
+
+
+def _read_log(spec: str) -> str:
+    if spec == "-":
+        return sys.stdin.read()
+    try:
+        with open(spec, encoding="utf-8", errors="replace") as fh:
+            return fh.read(4 * 1024 * 1024)
+    except OSError as exc:
+        raise KVCalcError(f"log: cannot read {spec!r} ({exc.strerror})") from None
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from kvcalc.deploy.explain import explain
+
+    model = resolve_model(args.model) if args.model else None
+    catalog = _catalog()
+
+    def resolve(name: str) -> kvcalc.Model:
+        if catalog is None:
+            raise KVCalcError("model: no preloaded catalog")
+        return catalog.model(name)
+
+    result = explain(_read_log(args.log), model=model, gpu=args.gpu, resolve=resolve)
+    _emit(args, result.as_dict(), result.text)
+    return result.exit_code
+
+
 #: (name, register) pairs; each register(subparsers) adds its parser with ``set_defaults(func=...)``.
 COMMANDS: list[tuple[str, Callable[[Any], None]]] = [
     ("kv", _register_kv),
     ("plan", _register_plan),
+    ("explain", _register_explain),
     ("recommend", _register_recommend),
     ("compare", _register_compare),
     ("models", _register_models),

@@ -71,8 +71,10 @@ NVLINK_GPUS = frozenset(
 #: published estimates 0.61 GiB, range 0.22–1.97 GiB (it grows with the model and the capture sizes).
 CUDAGRAPH_BYTES = round(0.61 * GIB)
 CUDAGRAPH_RANGE = (round(0.22 * GIB), round(1.97 * GIB))
-#: The sampler warm-up per logit spread 38.4–39.6 B in the fit (±2 %).
-ACTIVATION_SPREAD = 0.02
+#: The activation peak: the sampler warm-up per logit spread 38.4–39.6 B in the fit; a vLLM 0.9.1 H100 log
+#: (bench/vllm_logs/012) implies ~14 % less and V0's forward-pass peak was up to 8 % more than the
+#: estimate (bench/vllm_logs/015-016): low / high factors of the estimate.
+ACTIVATION_RANGE = (0.85, 1.10)
 #: vLLM's default max_num_seqs for `vllm serve`: 1024 on ≥ 70 GiB GPUs other than A100, else 256.
 BIG_GPU_BYTES = 70 * GIB
 TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
@@ -484,7 +486,8 @@ def _budget_range(a: _Args, budget: int, activation: int, non_torch: int, cudagr
         return budget, budget
     lo = hi = budget
     if a.activation_bytes is None:
-        lo, hi = lo - round(activation * ACTIVATION_SPREAD), hi + round(activation * ACTIVATION_SPREAD)
+        lo -= round(activation * (ACTIVATION_RANGE[1] - 1))
+        hi += round(activation * (1 - ACTIVATION_RANGE[0]))
     if a.non_torch_bytes is None:
         nt_lo, nt_hi = NON_TORCH_RANGE[min(a.tp * a.pp, 2)]
         lo, hi = lo - max(0, nt_hi - non_torch), hi + max(0, non_torch - nt_lo)

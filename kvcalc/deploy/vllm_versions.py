@@ -40,6 +40,16 @@ class VLLMVersion:
     default_gpu_memory_utilization: float
 
     @property
+    def span(self) -> str:
+        """The releases these rules cover, e.g. ``0.8–0.19`` (the newest: ``0.28+``)."""
+        later = [v for v in VLLM_VERSIONS if v.key > self.key]
+        if not later:
+            return f"{self.name}+"
+        nxt = min(later, key=lambda v: v.key).key
+        last = f"{nxt[0]}.{nxt[1] - 1}" if nxt[1] else f"{nxt[0] - 1}.x"
+        return self.name if last == self.name else f"{self.name}–{last}"
+
+    @property
     def key(self) -> tuple[int, ...]:
         """Sortable release number."""
         return _key(self.name)
@@ -48,6 +58,7 @@ class VLLMVersion:
         """JSON-ready fields."""
         return {
             "name": self.name,
+            "span": self.span,
             "v1": self.v1,
             "tokens_from_concurrency": self.tokens_from_concurrency,
             "cudagraph_in_budget": self.cudagraph_in_budget,

@@ -9,6 +9,10 @@ Requests (``op``):
   ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
   lines (unless ``lines: false``), insights, and ``errors`` for the models that failed (the others
   still come back).
+- ``explain`` with ``log`` (a vLLM start-up log's text) and optionally ``gpu`` and ``model`` (an item as
+  in ``models``, used as the log's config) or ``models`` (candidates matched to the log's model id; loaded
+  ids are reused) → :meth:`kvcalc.deploy.explain.Explanation.as_dict`: each printed memory number
+  "exact", "within range", "differs" (with the likeliest cause) or "unchecked".
 
 Parsed models are cached by id, so a control change does not re-parse every config.
 """
@@ -278,6 +282,35 @@ def catalog() -> dict[str, Any]:
     }
 
 
+MAX_LOG_CHARS = 4 * 1024 * 1024
+
+
+def _explain(req: Mapping[str, Any]) -> dict[str, Any]:
+    from kvcalc.deploy.explain import explain
+
+    log = req.get("log")
+    if not isinstance(log, str):
+        raise KVCalcError("log: expected the text of a vLLM start-up log")
+    if len(log) > MAX_LOG_CHARS:
+        raise KVCalcError(f"log: {len(log):,} characters is too long (limit {MAX_LOG_CHARS:,})")
+    gpu = req.get("gpu")
+    if gpu is not None and not isinstance(gpu, str):
+        raise KVCalcError("gpu: expected a GPU name")
+    forced = _prepared(req["model"], 0)[1].model if req.get("model") is not None else None
+    good, errors = _models(req)
+    known = {i: p.model for i, p in good} | {i: c[1].model for i, c in _cache.items()}
+
+    def resolve(name: str) -> Any:
+        key = name.lower().rstrip("/")
+        for ident, model in known.items():
+            if key in (ident.lower(), ident.lower().split("/")[-1]):
+                return model
+        raise KVCalcError(f"model: {name!r} is not loaded")
+
+    result = explain(log, model=forced, gpu=gpu, resolve=resolve)
+    return {**result.as_dict(), "text": result.text(), "errors": errors}
+
+
 def _handle(req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "version":
@@ -288,6 +321,8 @@ def _handle(req: dict[str, Any]) -> dict[str, Any]:
         return _load(req)
     if op == "compare":
         return _compare(req)
+    if op == "explain":
+        return _explain(req)
     raise KVCalcError(f"op: unknown operation {op!r}")
 
 
