@@ -92,13 +92,7 @@ def _run_kv(args: argparse.Namespace) -> int:
         "tensor_parallel_size": args.tp,
         "block_size": args.block_size,
         "max_num_batched_tokens": args.max_num_batched_tokens,
-        "enable_prefix_caching": False if args.no_prefix_caching else None,
-        "vllm_version": args.vllm_version,
-        "pipeline_parallel_size": args.pipeline_parallel_size,
-        "data_parallel_size": args.data_parallel_size,
-        "speculative_config": args.speculative_config,
-        "kv_cache_memory": args.kv_cache_memory,
-        "enforce_eager": args.enforce_eager,
+        "enable_prefix_caching": not args.no_prefix_caching,
     }
     layers = kvcalc.layer_bytes(model, args.seq_len, **kw)
     total = sum(layers)
@@ -593,11 +587,11 @@ def _run_explain(args: argparse.Namespace) -> int:
 COMMANDS: list[tuple[str, Callable[[Any], None]]] = [
     ("kv", _register_kv),
     ("plan", _register_plan),
-    ("explain", _register_explain),
     ("recommend", _register_recommend),
     ("compare", _register_compare),
     ("models", _register_models),
     ("config", _register_config),
+    ("explain", _register_explain),
     ("measure", _register_measure),
 ]
 
