@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import kvcalc
@@ -304,7 +304,7 @@ def _explain(req: Mapping[str, Any]) -> dict[str, Any]:
         key = name.lower().rstrip("/")
         for ident, model in known.items():
             if key in (ident.lower(), ident.lower().split("/")[-1]):
-                return model
+                return replace(model, name=ident)
         raise KVCalcError(f"model: {name!r} is not loaded")
 
     result = explain(log, model=forced, gpu=gpu, resolve=resolve)

@@ -189,8 +189,10 @@ def gpu_fit(
     if gpu is None or not rows:
         return []
     d = dtypes[0]
-    where = f"one {gpu['name']}, {fmt_gib(gpu['bytes'])}," if tp == 1 else (
-        f"each of {tp} × {gpu['name']} (tensor parallel), {fmt_gib(gpu['bytes'])} each,"
+    where = (
+        f"one {gpu['name']}, {fmt_gib(gpu['bytes'])},"
+        if tp == 1
+        else (f"each of {tp} × {gpu['name']} (tensor parallel), {fmt_gib(gpu['bytes'])} each,")
     )
     load = f"{ctx} × batch {fmt_int(batch)}"
     known = [r for r in rows if r["fits"][d] is not None]
