@@ -164,7 +164,6 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
         "--vllm-version",
         help="vLLM release whose behaviours to model (default: the newest modelled; docs/vllm_versions.md)",
     )
-    p.add_argument("-pp", "--pipeline-parallel-size", type=_positive, default=1, help="vLLM pipeline stages")
     p.add_argument("-dp", "--data-parallel-size", type=_positive, help="vLLM data-parallel replicas")
     p.add_argument(
         "--speculative-config",
@@ -226,7 +225,7 @@ def _plan_kw(args: argparse.Namespace) -> dict[str, Any]:
         "block_size": args.block_size,
         "enable_prefix_caching": False if args.no_prefix_caching else None,
         "vllm_version": args.vllm_version,
-        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "pipeline_parallel_size": getattr(args, "pp", 1),  # --pp (shared with --engine trtllm)
         "data_parallel_size": args.data_parallel_size,
         "speculative_config": args.speculative_config,
         "kv_cache_memory": args.kv_cache_memory,
@@ -282,6 +281,12 @@ def _run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vllm_span(name: str) -> str:
+    from kvcalc.deploy.vllm_versions import get_vllm_version
+
+    return get_vllm_version(name).span
+
+
 def _plan_text(pl: Any) -> str:
     where = f"{pl.num_gpus} × {pl.gpu_name}" + (
         f" (tp {pl.tensor_parallel_size}" + (f", {pl.replicas} replicas)" if pl.replicas > 1 else ")")
@@ -289,7 +294,7 @@ def _plan_text(pl: Any) -> str:
         else ""
     )
     head = [
-        f"{pl.model} on {where} · vLLM {pl.vllm_version} rules · "
+        f"{pl.model} on {where} · vLLM {_vllm_span(pl.vllm_version)} rules · "
         f"max_model_len {_tokens_label(pl.max_model_len)}",
         f"weights {pl.weight_format} · kv cache {pl.kv_dtype} · "
         f"gpu_memory_utilization {pl.gpu_memory_utilization}",

@@ -99,7 +99,7 @@ def _config_kw(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         window = trtllm.model_attention_windows(model, max_seq_len or 0)
     return {
         "kv_cache_dtype": args.kv_dtype,
-        "tensor_parallel_size": args.tp or getattr(args, "num_gpus", 1),
+        "tensor_parallel_size": args.tp or getattr(args, "num_gpus", None) or 1,
         "pipeline_parallel_size": args.pp,
         "enable_attention_dp": args.enable_attention_dp,
         "tokens_per_block": args.tokens_per_block,
