@@ -260,3 +260,70 @@ def test_large_header_takes_a_second_read(tmp_path: Path) -> None:
     ck = checkpoint.from_folder(write_folder(tmp_path, tensors))
     assert ck.header_bytes > checkpoint.FIRST_READ
     assert (ck.total_bytes, ck.parameters) == (1200 * 128, 1200 * 64)
+
+
+# ------------------------------------------------------------------------------------------------
+# the callers: kvcalc plan, compat.calculate_memory
+
+#: vLLM pads the vocabulary to 64 rows: 1000 → 1024 rows of embeddings and lm_head, 256 wide, BF16.
+VOCAB_PADDING_BYTES = 2 * 24 * 256 * 2
+
+
+@pytest.fixture
+def fp8_folder(tmp_path: Path) -> Path:
+    """The synthetic FP8 checkpoint as a local folder (config.json, index, two sparse shards)."""
+    folder = tmp_path / "tiny-fp8-block"
+    folder.mkdir()
+    shards = fp8_shards()
+    for name, tensors in zip(SHARD_NAMES, shards, strict=True):
+        write_safetensors(folder / name, tensors)
+    weight_map = {t: name for name, s in zip(SHARD_NAMES, shards, strict=True) for t in s}
+    (folder / "model.safetensors.index.json").write_bytes(index_json(weight_map, 0))
+    (folder / "config.json").write_text(json.dumps(SYNTHETIC_FP8_CONFIG))
+    return folder
+
+
+def plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    from kvcalc.cli.main import main
+
+    assert main(["plan", *args, "--gpu", "h100", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_reads_a_local_checkpoint(fp8_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = plan_json(capsys, str(fp8_folder))
+    assert out["weights_source"] == f"checkpoint: local folder {fp8_folder} (2 safetensors headers)"
+    assert out["weights_bytes"] == 2_341_712 + VOCAB_PADDING_BYTES
+    off = plan_json(capsys, str(fp8_folder), "--checkpoint", "none")
+    assert off["weights_source"] == "config: count_params × fp8_block"
+    assert off["weights_bytes"] == out["weights_bytes"]  # the config's count agrees with the headers
+
+
+def test_plan_reads_a_hub_checkpoint(fp8_hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    out = plan_json(capsys, FP8_ID)
+    assert out["weights_source"] == f"checkpoint: Hugging Face {FP8_ID} (2 safetensors headers)"
+    assert out["weights_bytes"] == 2_341_712 + VOCAB_PADDING_BYTES
+
+
+def test_plan_without_a_reachable_checkpoint_says_so(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    state = Hub()
+    state.add("synthetic/config-only", {"config.json": json.dumps(SYNTHETIC_FP8_CONFIG).encode()})
+    with serve(state) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        out = plan_json(capsys, "synthetic/config-only")
+    assert out["weights_source"] == "config: count_params × fp8_block"
+    assert any("checkpoint not read" in n and "model.safetensors" in n for n in out["notes"])
+
+
+def test_calculate_memory_uses_the_checkpoint(fp8_folder: Path) -> None:
+    from kvcalc import compat
+
+    fp8 = compat.calculate_memory(str(fp8_folder), precision="fp8")
+    assert fp8.weight_memory_bytes == 2_341_712
+    assert any("bytes from the safetensors headers of local folder" in n for n in fp8.notes)
+    bf16 = compat.calculate_memory(str(fp8_folder), precision="bf16")  # another format: the config's count
+    assert bf16.weight_memory_bytes == 2 * 1_828_096
+    assert any(n == "weights: count_params × bf16 (config.json)" for n in bf16.notes)
+    none = compat.calculate_memory(str(fp8_folder), precision="fp8", checkpoint=None)
+    assert any("(config.json)" in n for n in none.notes)
