@@ -275,3 +275,81 @@ def test_compat_compare_models_keeps_the_models_that_worked(fake_hub: Hub) -> No
     rows = compat.compare_models([SERVED, "nobody/no-such-model"], seq_length=1024)
     assert "error" not in rows[0]
     assert rows[1]["model_id"] == "nobody/no-such-model" and "no such model" in rows[1]["error"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Pyodide: a synchronous XMLHttpRequest instead of urllib
+
+
+class _FakeXHR:
+    """The parts of the browser's XMLHttpRequest kvcalc uses, answered by a real request to the server."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.status = 0
+        self.response: bytes | None = None
+        self._raw = ""
+
+    @classmethod
+    def new(cls) -> _FakeXHR:
+        return cls()
+
+    def open(self, method: str, url: str, asynchronous: bool) -> None:
+        assert method == "GET" and asynchronous is False
+        self.url = url
+
+    def setRequestHeader(self, key: str, value: str) -> None:  # noqa: N802 - the browser's name
+        assert key not in ("User-Agent", "Accept-Encoding"), "forbidden header in a browser"
+        self.headers[key] = value
+
+    def send(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.url, headers=self.headers)) as r:
+                self.status, self.response, head = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as exc:
+            self.status, self.response, head = exc.code, b"", exc.headers
+        except urllib.error.URLError:
+            raise RuntimeError("NetworkError: Failed to execute 'send' on 'XMLHttpRequest'") from None
+        self._raw = "".join(f"{k}: {v}\r\n" for k, v in head.items())
+
+    def getAllResponseHeaders(self) -> str:  # noqa: N802 - the browser's name
+        return self._raw
+
+
+class _FakeUint8Array:
+    @staticmethod
+    def new(buffer: bytes) -> _FakeUint8Array:
+        out = _FakeUint8Array()
+        out.data = buffer
+        return out
+
+    def to_py(self) -> memoryview:
+        return memoryview(self.data)
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    js = types.ModuleType("js")
+    js.XMLHttpRequest = _FakeXHR  # type: ignore[attr-defined]
+    js.Uint8Array = _FakeUint8Array  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "js", js)
+    monkeypatch.setattr(hub, "_in_browser", lambda: True)
+
+
+@pytest.mark.usefixtures("browser")
+def test_pyodide_fetch_goes_through_xhr(fake_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kvcalc.load_model(QWEN).name == QWEN
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    assert kvcalc.load_model(LLAMA).name == LLAMA and fake_hub.requests[-1][2] == "Bearer hf_good"
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(KVCalcError, match=r"gated \(HTTP 403\)"):
+        kvcalc.load_model(LLAMA)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(KVCalcError, match="offline: pass a local path or set HF_HUB_OFFLINE=1"):
+        kvcalc.load_model(f"{QWEN}@v1")

@@ -15,7 +15,8 @@ files transformers already downloaded are reused and files fetched here are reus
 Requests time out after :data:`TIMEOUT` seconds and are not retried: an unreachable Hub is reported in
 seconds, and a cached copy is used instead when there is one. In Pyodide (``sys.platform ==
 "emscripten"``) requests go through a synchronous ``XMLHttpRequest`` (allowed in the Web Worker the page
-runs Python in); nothing is cached there. Every failure is a :class:`KVCalcError` that says what to do.
+runs Python in); the cache is then Pyodide's in-memory file system. Every failure is a
+:class:`KVCalcError` that says what to do.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _NAME = r"[A-Za-z0-9][\w.-]{0,95}"
 _ID_RE = re.compile(rf"({_NAME})/({_NAME})(?:@([\w.\-/]{{1,200}}))?")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "on", "yes", "true"}
+_BROWSER_SETS = {"User-Agent", "Accept-Encoding"}  # forbidden request headers: the browser sets them
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,8 @@ def _pyodide_get(url: str, headers: Mapping[str, str], timeout: float, limit: in
         xhr.open("GET", url, False)
         xhr.responseType = "arraybuffer"  # allowed for synchronous requests in workers only
         for key, value in headers.items():
-            xhr.setRequestHeader(key, value)
+            if key not in _BROWSER_SETS:
+                xhr.setRequestHeader(key, value)
         xhr.send()
     except Exception as exc:  # noqa: BLE001 - a JsException: network error or CORS refusal
         raise _Offline(str(exc).splitlines()[0] if str(exc) else "network error") from None
@@ -291,6 +294,11 @@ def _pyodide_get(url: str, headers: Mapping[str, str], timeout: float, limit: in
     return Response(int(xhr.status), found, body[: limit + 1])
 
 
+def _in_browser() -> bool:
+    """True in Pyodide (requests go through the browser)."""
+    return sys.platform == "emscripten"
+
+
 def _get(url: str, extra: Mapping[str, str] | None = None, *, timeout: float | None = None,
          limit: int = MAX_FILE_BYTES) -> Response:  # fmt: skip
     """GET ``url`` with the token (when there is one); raise _Offline when unreachable."""
@@ -298,7 +306,7 @@ def _get(url: str, extra: Mapping[str, str] | None = None, *, timeout: float | N
     tok = token()
     if tok:
         headers["Authorization"] = f"Bearer {tok}"
-    get = _pyodide_get if sys.platform == "emscripten" else _urllib_get
+    get = _pyodide_get if _in_browser() else _urllib_get
     return get(url, headers, TIMEOUT if timeout is None else timeout, limit)
 
 
