@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import math
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kvcalc.core.model import Model, load_model  # noqa: E402
+from kvcalc.deploy.explain import EXACT, explain  # noqa: E402
 from kvcalc.deploy.plan import plan  # noqa: E402
 from kvcalc.deploy.vllm_kv import kv_layout, num_blocks, report  # noqa: E402
 from kvcalc.deploy.vllm_log import GIB, VLLMLog, parse_log  # noqa: E402
@@ -58,6 +58,7 @@ class Run:
     name: str
     log: VLLMLog
     model: Model | None = None
+    text: str = ""
     exact: dict[str, bool] = field(default_factory=dict)
     exact_note: str = ""
     logged_tokens: int | None = None
@@ -66,6 +67,7 @@ class Run:
     error: float | None = None
     excluded: str = ""
     note: str = ""
+    in_range: bool | None = None
 
 
 def load_config(log: VLLMLog) -> Model | None:
@@ -96,43 +98,31 @@ def settings(log: VLLMLog) -> dict[str, Any]:
 
 
 def exact_part(run: Run) -> None:
-    """Re-derive the printed token / block / concurrency / needed numbers from the printed budget."""
+    """Re-derive the printed token / block / concurrency / needed numbers from the printed budget
+    (kvcalc.deploy.explain does it line by line; the first line of each kind is tallied here)."""
     log, model = run.log, run.model
     length = log.settings.get("max_model_len")
     if model is None or not length:
         run.exact_note = "no config" if model is None else "no max_model_len"
         return
-    version = get_vllm_version(log.version)
+    result = explain(run.text, model=model)
+    for check in result.checks:
+        if check.kind in ("tokens", "blocks", "concurrency", "needed") and check.kind not in run.exact:
+            run.exact[check.kind] = check.status == EXACT
     layout = kv_layout(model, length, **settings(log))
-    if layout is None:
-        run.exact_note = "no KV cache"
-        return
-    avail = log.memory.get("available")
-    needed = log.first("needed")
-    if needed:
-        printed = needed.values[1]
-        run.exact["needed"] = round(layout.per_request_bytes / GIB, 2) == printed
-    if avail is None:
-        return
-    lo = num_blocks(math.ceil((avail - HALF_STEP) * GIB), layout)
-    hi = num_blocks(math.floor((avail + HALF_STEP) * GIB), layout)
-    results = [report(layout, b, length, version) for b in range(lo, hi + 1)]
-    tokens = log.first("tokens")
-    if tokens:
-        run.exact["tokens"] = any(t == int(tokens.values[0]) for t, _ in results)
+    tokens = [int(x.values[0]) for x in log.lines if x.kind == "tokens"]
     blocks = log.first("blocks")
-    if blocks:
-        run.exact["blocks"] = lo <= blocks.values[0] <= hi
-    conc = log.first("concurrency")
-    if conc:
-        run.exact["concurrency"] = any(f"{c:.2f}" == f"{conc.values[1]:.2f}" for _, c in results)
-    mid = report(layout, num_blocks(round(avail * GIB), layout), length, version)[0]
+    avail = log.memory.get("available")
     if tokens:
-        run.logged_tokens = int(tokens.values[0])
-    elif blocks:
+        run.logged_tokens = min(tokens)  # with several ranks, vLLM keeps the smallest block count
+    elif blocks and layout:
         run.logged_tokens = int(blocks.values[0]) * layout.block_size
-    else:
-        run.logged_tokens, run.implied = mid, True
+    elif avail is not None and layout:
+        version = get_vllm_version(log.version)
+        run.logged_tokens, run.implied = (
+            report(layout, num_blocks(round(avail * GIB), layout), length, version)[0],
+            True,
+        )
 
 
 def _plan_kwargs(log: VLLMLog, gpu: str) -> dict[str, Any]:
@@ -175,6 +165,7 @@ def full_prediction(run: Run) -> None:
     if log.settings.get("cpu_offload_gb") or "cpu_offload" in log.header.get("note", ""):
         run.excluded = "CPU offload"
         return
+    unseen = log.header.get("unseen")
     if run.logged_tokens is None:
         run.excluded = "nothing to compare (no budget line)"
         return
@@ -184,6 +175,9 @@ def full_prediction(run: Run) -> None:
         run.excluded = f"kvcalc refused: {exc}"
         return
     run.predicted_tokens = pl.kv_tokens
+    run.in_range = pl.kv_tokens_range[0] <= run.logged_tokens <= pl.kv_tokens_range[1]
+    if unseen:
+        run.excluded = f"settings the log shows but kvcalc cannot see: {unseen.split(';')[0]}"
     run.error = (run.predicted_tokens - run.logged_tokens) / run.logged_tokens if run.logged_tokens else None
 
 
@@ -192,7 +186,7 @@ def runs() -> list[Run]:
     out = []
     for path in sorted(LOGS.glob("*.txt")):
         log = parse_log(path.read_text(encoding="utf-8"))
-        run = Run(path.stem, log, load_config(log))
+        run = Run(path.stem, log, load_config(log), path.read_text(encoding="utf-8"))
         if (
             run.model is not None
             and "max_model_len" not in log.settings
@@ -207,8 +201,8 @@ def runs() -> list[Run]:
 
 def table(rs: list[Run]) -> str:
     """The benchmark table (markdown) and its summary lines."""
-    head = "| run | vLLM | exact part | logged tokens | kvcalc tokens | error | note |"
-    lines = [head, "|---|---|---|---:|---:|---:|---|"]
+    head = "| run | vLLM | exact part | logged tokens | kvcalc tokens | error | in range | note |"
+    lines = [head, "|---|---|---|---:|---:|---:|---|---|"]
     for r in rs:
         ex = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in r.exact.items()) or r.exact_note or "–"
         logged = (
@@ -216,11 +210,12 @@ def table(rs: list[Run]) -> str:
         )
         pred = "–" if r.predicted_tokens is None else f"{r.predicted_tokens:,}"
         err = "–" if r.error is None else f"{100 * r.error:+.1f} %"
-        lines.append(
-            f"| {r.name} | {r.log.version or '?'} | {ex} | {logged} | {pred} | {err} | {r.excluded} |"
-        )
+        rng = "–" if r.in_range is None else ("yes" if r.in_range else "no")
+        row = [r.name, r.log.version or "?", ex, logged, pred, err, rng, r.excluded]
+        lines.append("| " + " | ".join(row) + " |")
     checks = [v for r in rs for v in r.exact.values()]
-    errors = [abs(r.error) for r in rs if r.error is not None]
+    errors = [abs(r.error) for r in rs if r.error is not None and not r.excluded]
+    ranged = [r.in_range for r in rs if r.in_range is not None and not r.excluded]
     lines.append("")
     lines.append(
         f"exact part: {sum(checks)}/{len(checks)} printed numbers reproduced "
@@ -230,7 +225,8 @@ def table(rs: list[Run]) -> str:
         within = sum(1 for e in errors if e <= 0.03)
         lines.append(
             f"full prediction: {len(errors)} runs, median |error| {100 * statistics.median(errors):.2f} %, "
-            f"max {100 * max(errors):.1f} %, within 3 %: {within}/{len(errors)}"
+            f"max {100 * max(errors):.1f} %, within 3 %: {within}/{len(errors)}; "
+            f"logged tokens inside kvcalc's range: {sum(ranged)}/{len(ranged)}"
         )
     lines.append(f"excluded from the full prediction: {sum(1 for r in rs if r.excluded)} runs")
     return "\n".join(lines)

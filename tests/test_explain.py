@@ -54,6 +54,8 @@ EXPECTED = {
     "023-qwen3-32b-h100-tp1": (0, {}),
     "024-qwen3-32b-h100-tp2": (0, {}),
     "025-mistral-small-3.2-24b-h100-tp1": (1, {}),  # no config
+    # tp 8: eight budgets and eight token lines, each reproduced from its own rank's budget
+    "026-qwen3-235b-a22b-fp8-l40s-tp8": (0, {"tokens": EXACT, "concurrency": EXACT, "blocks": EXACT}),
 }
 
 

@@ -300,7 +300,18 @@ def _alternatives(ctx: _Context) -> list[tuple[str, KVLayout | None, VLLMVersion
     return out
 
 
-def _check_derived(ctx: _Context, line: LogLine, avail: float | None) -> LineCheck:
+def _check_derived(ctx: _Context, line: LogLine, avails: list[float]) -> LineCheck:
+    """A number that follows from a printed budget; with several ranks, any rank's budget may print it."""
+    best = None
+    for avail in avails or [None]:
+        check = _check_derived_one(ctx, line, avail)
+        if check.status == EXACT:
+            return check
+        best = best or check
+    return best
+
+
+def _check_derived_one(ctx: _Context, line: LogLine, avail: float | None) -> LineCheck:
     text = line.text
     layout = _safe(ctx.layout)
     if layout is None or not ctx.max_model_len:
@@ -583,11 +594,11 @@ def explain(
     if ctx.gpu is None:
         notes.append("GPU not named and its total not printed: pass --gpu to check the budget")
     pl = _plan(ctx)
-    avail = log.memory.get("available")
+    avails = sorted({x.values[0] for x in log.lines if x.kind == "available"})
     checks = []
     for line in log.lines:
         if line.kind in ("tokens", "blocks", "concurrency", "max_tokens"):
-            checks.append(_check_derived(ctx, line, avail))
+            checks.append(_check_derived(ctx, line, avails))
         elif line.kind == "needed":
             checks.append(_check_needed(ctx, line))
         elif line.kind == "available":

@@ -58,18 +58,21 @@ SAMPLER_BYTES_PER_LOGIT = 39
 #: The figures below are the medians and ranges of published start-up logs kept with their sources in
 #: bench/vllm_logs/fit.json (``python bench/vllm_logs.py --fit`` recomputes them; a test checks they agree).
 #: Non-torch memory per GPU (NCCL, custom all-reduce buffers): tp = 1 median 0.13 GiB (0.07–0.35);
-#: tp > 1 median 0.545 GiB (0.25–1.38).
-#: tp > 1 on PCIe cards (no NVLink: no custom all-reduce buffers) 0.25 GiB (2 × RTX 4090).
+#: tp > 1 median 0.545 GiB on NVLink machines (0.54–1.38).
+#: tp > 1 on PCIe cards (no NVLink: vLLM disables custom all-reduce beyond two PCIe GPUs) median 0.195 GiB
+#: (8 × L40S ranks 0.17–0.21, 2 × RTX 4090 0.25).
 NON_TORCH_BYTES = {1: 140 * (1 << 20), 2: 563 * (1 << 20)}  # 0.13 / 0.55 GiB (tp = 1 / tp > 1)
-NON_TORCH_PCIE_BYTES = round(0.25 * GIB)
-NON_TORCH_RANGE = {1: (round(0.07 * GIB), round(0.35 * GIB)), 2: (round(0.25 * GIB), round(1.38 * GIB))}
+NON_TORCH_PCIE_BYTES = round(0.195 * GIB)
+NON_TORCH_RANGE = {1: (round(0.07 * GIB), round(0.35 * GIB)), 2: (round(0.17 * GIB), round(1.38 * GIB))}
 #: Data-centre GPUs whose tensor-parallel groups talk over NVLink / Infinity Fabric (the rest: PCIe).
 NVLINK_GPUS = frozenset(
     {"h100", "h100-nvl", "h200", "b200", "b300", "a100-80gb", "a100-40gb", "mi300x", "mi325x"}
 )
-#: CUDA-graph pool vLLM profiles into the budget since v0.21 ("Estimated CUDA graph memory"): median of nine
-#: published estimates 0.61 GiB, range 0.22–1.97 GiB (it grows with the model and the capture sizes).
-CUDAGRAPH_BYTES = round(0.61 * GIB)
+#: CUDA-graph pool vLLM profiles into the budget since v0.21 ("Estimated CUDA graph memory"), by the largest
+#: captured batch: ≥ 512 (max_num_seqs ≥ 512) median 0.71 GiB, smaller 0.365 GiB; range of all nine
+#: published estimates 0.22–1.97 GiB (the pool also grows with the model).
+CUDAGRAPH_BYTES = round(0.71 * GIB)
+CUDAGRAPH_SMALL_BYTES = round(0.365 * GIB)
 CUDAGRAPH_RANGE = (round(0.22 * GIB), round(1.97 * GIB))
 #: The activation peak: the sampler warm-up per logit spread 38.4–39.6 B in the fit; a vLLM 0.9.1 H100 log
 #: (bench/vllm_logs/012) implies ~14 % less and V0's forward-pass peak was up to 8 % more than the
@@ -388,7 +391,10 @@ def _activation_bytes(model: Model, a: _Args, p: ParamCount) -> int:
         return a.activation_bytes
     if not a.version.v1:
         tokens = max(a.max_model_len, 2048) if a.max_model_len <= 32_768 else a.max_num_batched_tokens
-        return _forward_bytes(model, replace(a, max_num_batched_tokens=tokens), p)
+        text, prefix = text_config(model.config)
+        vocab = Fields(text, prefix).int("vocab_size", default=32000)
+        logits = min(a.max_num_seqs, 256) * vocab * 4  # fp32 logits of the profiled sequences' last tokens
+        return _forward_bytes(model, replace(a, max_num_batched_tokens=tokens), p) + logits
     text, prefix = text_config(model.config)
     vocab = Fields(text, prefix).int("vocab_size", default=32000)
     seqs = min(a.max_num_seqs, a.max_num_batched_tokens)
@@ -475,7 +481,8 @@ def _overheads(model: Model, a: _Args, p: ParamCount) -> tuple[int, int, int]:
     if a.cudagraph_bytes is not None:
         cudagraph = a.cudagraph_bytes
     else:
-        cudagraph = CUDAGRAPH_BYTES if a.version.cudagraph_in_budget and not a.enforce_eager else 0
+        pool = CUDAGRAPH_BYTES if a.max_num_seqs >= 512 else CUDAGRAPH_SMALL_BYTES
+        cudagraph = pool if a.version.cudagraph_in_budget and not a.enforce_eager else 0
     return activation, non_torch, cudagraph
 
 
