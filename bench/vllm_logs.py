@@ -214,12 +214,14 @@ def table(rs: list[Run]) -> str:
         row = [r.name, r.log.version or "?", ex, logged, pred, err, rng, r.excluded]
         lines.append("| " + " | ".join(row) + " |")
     checks = [v for r in rs for v in r.exact.values()]
+    seen = [v for r in rs if not r.log.header.get("unseen") for v in r.exact.values()]
     errors = [abs(r.error) for r in rs if r.error is not None and not r.excluded]
     ranged = [r.in_range for r in rs if r.in_range is not None and not r.excluded]
     lines.append("")
     lines.append(
         f"exact part: {sum(checks)}/{len(checks)} printed numbers reproduced "
-        f"({sum(1 for r in rs if r.exact and all(r.exact.values()))}/{sum(1 for r in rs if r.exact)} runs)"
+        f"({sum(1 for r in rs if r.exact and all(r.exact.values()))}/{sum(1 for r in rs if r.exact)} runs); "
+        f"{sum(seen)}/{len(seen)} without the runs whose log hides a setting"
     )
     if errors:
         within = sum(1 for e in errors if e <= 0.03)
@@ -232,11 +234,47 @@ def table(rs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+def fit_summary() -> str:
+    """Medians and ranges of the published overheads kvcalc/deploy/plan.py uses (GiB)."""
+    fit = json.loads((LOGS / "fit.json").read_text(encoding="utf-8"))
+    nvlink = {"h100", "h100-nvl", "h200", "b200", "b300", "a100-80gb", "a100-40gb", "mi300x", "mi325x"}
+    groups = {
+        "non-torch tp 1": [x["gib"] for x in fit["non_torch"] if x["tp"] == 1],
+        "non-torch tp > 1, NVLink": [
+            x["gib"] for x in fit["non_torch"] if x["tp"] > 1 and x["gpu"] in nvlink
+        ],
+        "non-torch tp > 1, PCIe": [
+            x["gib"] for x in fit["non_torch"] if x["tp"] > 1 and x["gpu"] not in nvlink
+        ],
+        "CUDA graphs, largest capture ≥ 512": [
+            x["gib"] for x in fit["cudagraph"] if (x["largest_capture"] or 0) >= 512
+        ],
+        "CUDA graphs, smaller captures": [
+            x["gib"]
+            for x in fit["cudagraph"]
+            if x["largest_capture"] is not None and x["largest_capture"] < 512
+        ],
+        "CUDA graphs, all": [x["gib"] for x in fit["cudagraph"]],
+        "activation bytes per logit": [
+            x["gib"] * GIB / (x["max_num_seqs"] * x["vocab"]) for x in fit["activation_bytes_per_logit"]
+        ],
+    }
+    lines = ["| part | n | median | min | max |", "|---|---:|---:|---:|---:|"]
+    for name, values in groups.items():
+        lines.append(f"| {name} | {len(values)} | {statistics.median(values):.3f} | {min(values):.2f} | "
+                     f"{max(values):.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table (or JSON with ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--fit", action="store_true", help="print the overhead fit (bench/vllm_logs/fit.json)")
     args = ap.parse_args(argv)
+    if args.fit:
+        print(fit_summary())
+        return 0
     rs = runs()
     if args.json:
         print(

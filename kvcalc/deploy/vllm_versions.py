@@ -5,17 +5,21 @@ links). A version string from a log (``0.10.2``, ``v0.11.0``, ``0.8.3.dev172+g2b
 newest modelled release at or below it.
 
 =================  ==========================================================================  ========
-behaviour          rule                                                                        since
+behaviour          rule                                                                        rules
 =================  ==========================================================================  ========
-engine             V0 prints ``# GPU blocks: N``; V1 prints ``GPU KV cache size: N tokens``     0.8.0
-tokens line        V1: ``num_blocks // len(groups) * min_block_size`` (kv_cache_utils,          0.8.0
-                   _report_kv_cache_config); later ``int(max_concurrency * max_model_len)``     0.20.0
-CUDA graphs        captured after the KV cache is sized (not in the budget) until the memory    0.21.0
-                   profiler's CUDA-graph estimate became the default (PR #30515 added it, off)
-hybrid prefix      0.10: hybrids disable prefix caching; from the 2026 "align" mode default     0.33.0
-caching            (PR #50991) prefix caching is on for Mamba / gated-delta-net hybrids
-default util.      ``gpu_memory_utilization`` 0.9, later 0.92                                   0.30.0
+engine             V0 prints ``# GPU blocks: N``; V1 prints ``GPU KV cache size: N tokens``     0.8
+                   (PR #13596)
+tokens line        V1: ``num_blocks // len(groups) * min_block_size`` (``_report_kv_cache_config``);  0.8
+                   later ``int(max_concurrency * max_model_len)`` (issue #40691, after 0.19)  0.20
+CUDA graphs        captured after the KV cache is sized (not in the budget) until the memory    0.21
+                   profiler's estimate became the default ("default since v0.21.0"; PR #30515)
+hybrid prefix      0.10 disabled prefix caching for hybrids; on by default after PR #50991      0.28
+caching            (2026, ``--mamba-cache-mode align``)
+default util.      ``gpu_memory_utilization`` 0.9, later 0.92 (published 0.28.0 logs add up     0.28
+                   only at 0.92)
 =================  ==========================================================================  ========
+
+docs/vllm_versions.md gives the evidence for each boundary and says which are assumed.
 """
 
 from __future__ import annotations
