@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,11 +64,15 @@ DSA_TYPES = {"deepseek_v32", "glm_moe_dsa"}
 VLLM_FP32_SSM_TYPES = {"nemotron_h"}
 
 ATTENTION_KINDS = {"full_attention", "sliding_attention", "chunked_attention"}
+#: Qwen families whose sliding layers come from use_sliding_window + max_window_layers.
+QWEN_WINDOW_RULES = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"}
 
 ENCODER_DECODER_TYPES = {
     "bart", "mbart", "marian", "pegasus", "plbart", "mvp", "blenderbot", "blenderbot-small",
-    "bigbird_pegasus", "prophetnet", "whisper",
+    "bigbird_pegasus", "prophetnet", "whisper", "t5", "mt5", "umt5",
 }  # fmt: skip
+#: T5 family: decoder self- and cross-attention of heads × d_kv (T5Attention.inner_dim).
+T5_TYPES = {"t5", "mt5", "umt5"}
 
 #: Architectures measured in transformers whose caches kvcalc cannot size yet: refuse, never guess.
 UNSUPPORTED = {
@@ -115,7 +120,9 @@ class _Arch:
         self.model_type = model_type
         self.notes: list[str] = []
         block_types = self.f.list("layers_block_type")
-        if model_type in ENCODER_DECODER_TYPES:
+        if model_type in T5_TYPES:  # T5Config: num_decoder_layers defaults to num_layers
+            self.n_layers = self.f.int("num_decoder_layers", "num_layers", limit="layers")
+        elif model_type in ENCODER_DECODER_TYPES:
             self.n_layers = self.f.int(*DECODER_LAYER_KEYS, limit="layers")
         elif model_type == "kosmos_2_5_text_model":
             self.n_layers = self.f.int("layers", limit="layers")
@@ -174,6 +181,22 @@ class _Arch:
     def window(self) -> int:
         return self.f.int("sliding_window", minimum=2, limit="tokens")
 
+    def _qwen_window(self, mt: str) -> list[str]:
+        """Qwen2/Qwen3 (dense: layers ≥ max_window_layers slide), Qwen2-MoE (odd layers below
+        max_window_layers slide), Qwen3-MoE (no layer_types: DynamicCache slides every layer).
+
+        transformers ``Qwen2Config`` / ``Qwen2MoeConfig.__post_init__`` and ``DynamicCache.__init__``.
+        """
+        n = self.n_layers
+        if not (self.f.bool("use_sliding_window") and self.f.has("sliding_window")):
+            return ["full_attention"] * n
+        first = self.f.int("max_window_layers", default=28, minimum=0, limit="layers")  # class default
+        if mt == "qwen3_moe":
+            return ["sliding_attention"] * n
+        if mt == "qwen2_moe":
+            return ["sliding_attention" if (i + 1) % 2 and i < first else "full_attention" for i in range(n)]
+        return ["sliding_attention" if i >= first else "full_attention" for i in range(n)]
+
     def mla(self) -> MLA:
         index = 0
         if self.model_type in DSA_TYPES or self.f.has("index_topk"):
@@ -199,17 +222,27 @@ class _Arch:
             return list(given[: self.n_layers])
         n = self.n_layers
         mt = self.model_type
-        if mt in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-            if self.f.bool("use_sliding_window") and self.f.has("sliding_window"):
-                first = self.f.int("max_window_layers", default=n, minimum=0, limit="layers")
-                return ["sliding_attention" if i >= first else "full_attention" for i in range(n)]
+        if self.f.has("use_sliding_window") and not self.f.bool("use_sliding_window"):
+            # Qwen2/Qwen3 (and derived) configs: sliding_window = None unless use_sliding_window.
             return ["full_attention"] * n
+        if mt in QWEN_WINDOW_RULES:
+            return self._qwen_window(mt)
+        if mt == "smollm3":  # SmolLM3Config: with use_sliding_window, the NoPE layers slide
+            if not (self.f.bool("use_sliding_window") and self.f.has("sliding_window")):
+                return ["full_attention"] * n
+            interval = self.f.int("no_rope_layer_interval", default=4, limit="layers")
+            flags = self.f.list("no_rope_layers")
+            if flags is None:
+                flags = [int((i + 1) % interval != 0) for i in range(n)]
+            rope = _int_list(self.f, "no_rope_layers", flags, n)
+            return ["full_attention" if rope[i] else "sliding_attention" for i in range(n)]
         if self.f.has("sliding_window_pattern") and self.f.has("sliding_window"):
             period = self.f.int("sliding_window_pattern", limit="layers")
             return ["sliding_attention" if (i + 1) % period else "full_attention" for i in range(n)]
         if mt in ("llama4", "llama4_text") and self.f.has("attention_chunk_size"):
+            # Llama4TextConfig: ``no_rope_layers if no_rope_layers else default`` (an empty list too).
             no_rope = self.f.list("no_rope_layers")
-            if no_rope is None:
+            if not no_rope:
                 interval = self.f.int("no_rope_layer_interval", default=4, limit="layers")
                 no_rope = [int((i + 1) % interval != 0) for i in range(n)]
             flags = _int_list(self.f, "no_rope_layers", no_rope, n)
@@ -386,12 +419,17 @@ def _jamba(a: _Arch) -> list[LayerSpec]:
 
 
 def _hybrid_mamba2(a: _Arch) -> list[LayerSpec]:
-    """Bamba / GraniteMoeHybrid: ``layer_types`` (mamba|attention) or ``attn_layer_indices``."""
+    """Bamba / GraniteMoeHybrid: ``layer_types`` / ``layers_block_type`` (mamba | linear_attention for the
+    Mamba-2 mixer, attention | full_attention), else ``attn_layer_indices`` (transformers: absent →
+    every layer Mamba; ``GraniteMoeHybridConfig`` default ``["linear_attention"] * n``)."""
     types = a.f.list("layer_types")
+    if types is None:
+        types = a.f.list("layers_block_type")
     if types is None:
         idx = set(_int_list(a.f, "attn_layer_indices", a.f.list("attn_layer_indices") or [], 0))
         types = ["attention" if i in idx else "mamba" for i in range(a.n_layers)]
-    return _by_kind(a, list(types), {"mamba": _mamba2_spec(a)})
+    mamba = _mamba2_spec(a)
+    return _by_kind(a, list(types), {"mamba": mamba, "linear_attention": mamba})
 
 
 def _falcon_h1(a: _Arch) -> list[LayerSpec]:
@@ -435,13 +473,63 @@ def _encoder_decoder(a: _Arch) -> list[LayerSpec]:
     return [spec] * a.n_layers
 
 
+def _indexer_types(a: _Arch) -> list[Any]:
+    """Per-layer indexer mode ("full" | "shared"), with each config class's default when absent.
+
+    transformers ``HyV4Config`` (layer 0 and every 4th from 1 full) and ``MistralLarge4TextConfig``
+    (``index_topk_pattern`` "F"/"S", else ``index_topk_freq`` / ``index_skip_topk_offset``).
+    """
+    n, f = a.n_layers, a.f
+    given = f.list("indexer_types")
+    if given is not None:
+        return list(given)
+    if a.model_type == "hy_v4":
+        return ["full" if i == 0 or (i - 1) % 4 == 0 else "shared" for i in range(n)]
+    if a.model_type.startswith("mistral_large4"):
+        pattern = a.cfg.get("index_topk_pattern")
+        if isinstance(pattern, str):
+            codes = {"F": "full", "S": "shared"}
+            bad = [c for c in pattern if c not in codes]
+            if bad:
+                raise KVCalcError(f"{f.where}index_topk_pattern: unknown code {bad[0]!r} (expected F or S)")
+            return [codes[c] for c in pattern]
+        if pattern is not None:
+            return list(f.list("index_topk_pattern") or [])
+        freq = max(f.int("index_topk_freq", default=1, minimum=0, limit="layers"), 1)
+        offset = f.int("index_skip_topk_offset", default=2, minimum=0, limit="layers")
+        return ["full" if max(i - offset + 1, 0) % freq == 0 else "shared" for i in range(n)]
+    return ["full"] * n
+
+
 def _indexed_mla(a: _Arch) -> list[LayerSpec]:
     """MLA with a DSA indexer per layer: ``indexer_types`` "shared" layers keep no indexer keys and
-    ``no_rope_layers`` 0 (NoPE) layers keep no rope part of the latent."""
+    ``no_rope_layers`` 0 (NoPE) layers keep no rope part of the latent.
+
+    Defaults as the config classes fill them (an empty list is kept as given, as transformers does,
+    and then refused for being too short); Mistral Large 4 ``kv_source_layers`` other than "every layer
+    its own" (KV sharing) is refused.
+    """
     n = a.n_layers
-    types = a.f.list("layer_types") or ["indexed_attention"] * n
-    shared = a.f.list("indexer_types") or ["full"] * n
-    rope_flags = _int_list(a.f, "no_rope_layers", a.f.list("no_rope_layers") or [1] * n, n)
+    types = a.f.list("layer_types")
+    if types is None:
+        types = ["indexed_attention"] * n
+    shared = _indexer_types(a)
+    no_rope = a.f.list("no_rope_layers")
+    if no_rope is None:
+        interval = a.f.int("no_rope_layer_interval", default=4, limit="layers")
+        no_rope = (
+            [int((i + 1) % interval != 0) for i in range(n)]
+            if a.model_type.startswith("mistral_large4")
+            else [1] * n
+        )
+    rope_flags = _int_list(a.f, "no_rope_layers", no_rope, n)
+    sources = a.f.list("kv_source_layers")
+    if sources is not None and list(sources) != list(range(n)):
+        raise KVCalcError(
+            f"{a.f.where}kv_source_layers: layers sharing another layer's latent KV are not supported yet"
+        )
+    if len(types) < n:
+        raise KVCalcError(f"{a.f.where}layer_types: has {len(types)} entries for {n} layers")
     if len(shared) < n:
         raise KVCalcError(f"{a.f.where}indexer_types: has {len(shared)} entries for {n} layers")
     base = a.mla()
@@ -566,8 +654,105 @@ VERIFIED_PLAIN = {
     "vaultgemma", "xglm", "youtu",
 }  # fmt: skip
 
+#: Structure keys present in a verified type's config that its transformers cache does not depend on
+#: (measured exact with them: tests/test_architecture_coverage.py): GPT-Neo's local layers and IDEFICS's
+#: gated cross-attention layers keep a full self-attention cache; rope scaling and MTP layers cache
+#: nothing of their own.
+STRUCTURE_IGNORED: dict[str, frozenset[str]] = {
+    "gpt_neo": frozenset({"attention_types", "attention_layers"}),
+    "idefics": frozenset({"cross_layer_interval"}),
+    "molmo2_text": frozenset({"rope_scaling_layers"}),
+    "nemotron_h": frozenset({"mtp_layers_block_type"}),
+}
+#: Keys transformers turns into ``layer_types`` only when layer_types is not given.
+_DERIVES_LAYER_TYPES = frozenset(
+    {
+        "sliding_window_pattern", "_sliding_window_pattern", "global_attn_every_n_layers", "no_rope_layers",
+        "no_rope_layer_interval", "max_window_layers", "full_attention_interval", "attn_type_list",
+        "full_attn_idxs", "attn_layer_indices", "layers_block_type", "attn_layer_period", "attn_layer_offset",
+    }
+)  # fmt: skip
+
 #: Keys that betray a cache kind kvcalc cannot size for an unknown architecture.
 _STATE_KEYS = ("ssm_state_size", "state_size", "mamba_d_state", "linear_num_key_heads", "conv_L_cache")
+
+
+#: Per-layer structure keys: a name about layers / blocks / attention ending like a pattern, list or period.
+_STRUCTURE_KEY = re.compile(
+    r"^(?=.*(layer|block|attn|attention|window|rope|hybrid))"
+    r".*(_pattern|_period|_offset|_types?|_idxs?|_indices|_ids|_list|_configs?|_interval|_layers)$"
+)
+#: Counts and feed-forward structure (parameters only), never a cache pattern.
+_NOT_STRUCTURE = re.compile(r"^(num_|n_|max_position)|mlp|moe|expert|dense|^(encoder|decoder)_layers$")
+#: Structure keys each builder reads (besides :data:`PLAIN_READS`, which every path honours).
+PLAIN_READS = frozenset({"layer_types", "sliding_window_pattern"})
+BUILDER_READS: dict[str, frozenset[str]] = {
+    "nemotron_h": frozenset({"layers_block_type", "hybrid_override_pattern"}),
+    "qwen3_next": frozenset({"full_attention_interval"}),
+    "olmo_hybrid": frozenset({"full_attention_interval"}),
+    "minimax": frozenset({"attn_type_list"}),
+    "lfm2": frozenset({"full_attn_idxs"}),
+    "lfm2_moe": frozenset({"full_attn_idxs"}),
+    "jamba": frozenset({"attn_layer_period", "attn_layer_offset"}),
+    "bamba": frozenset({"layers_block_type", "attn_layer_indices"}),
+    "granitemoehybrid": frozenset({"layers_block_type", "attn_layer_indices"}),
+    "mllama": frozenset({"cross_attention_layers"}),
+    "mllama_text_model": frozenset({"cross_attention_layers"}),
+    "zamba2": frozenset({"layers_block_type", "hybrid_layer_ids"}),
+    "llama4": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
+    "llama4_text": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
+    "smollm3": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
+    **{
+        t: frozenset({"no_rope_layers", "indexer_types", "kv_source_layers", "index_topk_pattern"})
+        for t in ("hy_v4", "mistral_large4", "mistral_large4_text")
+    },
+    **{t: frozenset({"num_kv_shared_layers"}) for t in ("gemma3n", "gemma3n_text")},
+    **{
+        t: frozenset({"num_kv_shared_layers", "per_layer_config"})
+        for t in ("gemma4", "gemma4_text", "gemma4_unified", "gemma4_unified_text")
+    },
+}
+
+
+def structure_keys(text: Mapping[str, Any]) -> list[str]:
+    """Keys of ``text`` that describe per-layer structure: a list, or an integer (period, offset,
+    interval), or a ``*_pattern`` string; flags, dicts and global strings ("block_sparse") are not."""
+    out = []
+    for k, v in text.items():
+        if not (isinstance(k, str) and _STRUCTURE_KEY.match(k)) or _NOT_STRUCTURE.search(k):
+            continue
+        if isinstance(v, bool | Mapping) or v in (None, [], ""):
+            continue
+        if isinstance(v, str) and not k.endswith("_pattern"):
+            continue
+        out.append(k)
+    return out
+
+
+def _refuse_unread_structure(text: Mapping[str, Any], prefix: str, model_type: str) -> None:
+    """Refuse a config carrying per-layer structure the chosen builder does not read (never guess past it)."""
+    reads = (
+        PLAIN_READS
+        | BUILDER_READS.get(model_type, frozenset())
+        | STRUCTURE_IGNORED.get(model_type, frozenset())
+    )
+    fields = Fields(text)
+    keys = structure_keys(text)
+    if (model_type in BUILDERS or model_type in VERIFIED_PLAIN) and "layer_types" in keys:
+        # transformers builds from layer_types when given; the keys it is derived from are superseded.
+        reads = reads | _DERIVES_LAYER_TYPES
+    for key in keys:
+        if key in reads:
+            continue
+        if key == "max_window_layers" and (
+            model_type in QWEN_WINDOW_RULES or not fields.bool("use_sliding_window", False)
+        ):
+            continue  # only read with use_sliding_window (Qwen rules); harmless without it
+        shown = model_type or "(missing)"
+        raise KVCalcError(
+            f"{prefix}{key}: per-layer structure kvcalc does not read for model_type {shown!r}; "
+            "refused rather than guessed"
+        )
 
 
 def _refuse_early(text: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str, model_type: str) -> None:
@@ -579,6 +764,7 @@ def _refuse_early(text: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str, 
         raise KVCalcError(
             f"{prefix}per_layer_config: per-layer overrides of {model_type!r} are not supported yet"
         )
+    _refuse_unread_structure(text, prefix, model_type)
     fields = Fields(text)
     if model_type not in BUILDERS and not fields.has(*LAYER_KEYS) and fields.has(*DECODER_LAYER_KEYS):
         raise KVCalcError(f"{prefix}model_type: encoder-decoder {model_type!r} is not supported yet")
@@ -593,8 +779,85 @@ def _refuse_early(text: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str, 
         )
 
 
+#: mamba_ssm ``ssm_cfg`` keys → transformers Mamba/Mamba2Config keys (shape-relevant ones only).
+_SSM_KEYS = {
+    "d_state": "state_size", "d_conv": "conv_kernel", "expand": "expand", "headdim": "head_dim",
+    "ngroups": "n_groups", "bias": "use_bias", "conv_bias": "use_conv_bias", "chunk_size": "chunk_size",
+    "dt_rank": "time_step_rank",
+}  # fmt: skip
+#: ssm_cfg keys that change nothing kvcalc or transformers counts (init and kernel choices).
+_SSM_IGNORED = {"layer", "dt_min", "dt_max", "dt_init_floor", "dt_limit", "dt_scale", "dt_init",
+                "A_init_range", "D_has_hdim", "learnable_init_states", "use_mem_eff_path",
+                "activation", "norm_before_gate", "rmsnorm", "dt_init_floor"}  # fmt: skip
+
+
+def is_mamba_ssm(cfg: Mapping[str, Any]) -> bool:
+    """A checkpoint in mamba_ssm's own format (``MambaConfig`` dataclass: d_model, n_layer, ssm_cfg)."""
+    return "model_type" not in cfg and "d_model" in cfg and "n_layer" in cfg and "ssm_cfg" in cfg
+
+
+def from_mamba_ssm(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """mamba_ssm's config as the transformers Mamba2Config / MambaConfig it converts to.
+
+    As transformers' ``convert_mamba2_ssm_checkpoint_to_pytorch.py`` (and MambaLMHeadModel) do:
+    hidden_size = d_model, num_hidden_layers = n_layer, vocab padded up to ``pad_vocab_size_multiple``,
+    ``tie_embeddings`` → tie_word_embeddings, num_heads = expand·d_model / headdim; ``ssm_cfg`` fills the
+    mixer (mamba_ssm defaults: Mamba2 d_state 128, headdim 64, ngroups 1; Mamba1 d_state 16).
+    Attention layers (``attn_layer_idx``) and MLPs (``d_intermediate``) are refused: the transformers
+    classes have neither.
+    """
+    f = Fields(cfg)
+    ssm = cfg.get("ssm_cfg") or {}
+    if not isinstance(ssm, Mapping):
+        raise KVCalcError("ssm_cfg: expected an object")
+    layer = ssm.get("layer", "Mamba1")
+    if layer not in ("Mamba1", "Mamba2"):
+        raise KVCalcError(f"ssm_cfg.layer: {layer!r} is not supported (Mamba1 or Mamba2)")
+    if cfg.get("attn_layer_idx"):
+        raise KVCalcError("attn_layer_idx: mamba_ssm hybrids with attention layers are not supported yet")
+    if f.int("d_intermediate", default=0, minimum=0):
+        raise KVCalcError("d_intermediate: mamba_ssm blocks with an MLP are not supported yet")
+    unknown = sorted(k for k in ssm if k not in _SSM_KEYS and k not in _SSM_IGNORED)
+    if unknown:
+        raise KVCalcError(f"ssm_cfg.{unknown[0]}: not read by kvcalc; refused rather than guessed")
+    if ssm.get("rmsnorm") is False or cfg.get("rms_norm") is False:
+        raise KVCalcError("rms_norm: mamba_ssm models with LayerNorm are not supported yet")
+    hidden = f.int("d_model")
+    vocab = f.int("vocab_size")
+    pad = f.int("pad_vocab_size_multiple", default=1)
+    out: dict[str, Any] = {
+        "model_type": "mamba2" if layer == "Mamba2" else "mamba",
+        "architectures": ["Mamba2ForCausalLM" if layer == "Mamba2" else "MambaForCausalLM"],
+        "hidden_size": hidden,
+        "num_hidden_layers": f.int("n_layer", limit="layers"),
+        "vocab_size": cdiv_int(vocab, pad) * pad,
+        "tie_word_embeddings": f.bool("tie_embeddings", True),
+    }
+    for key, name in _SSM_KEYS.items():
+        if key in ssm:
+            out[name] = ssm[key]
+    if layer == "Mamba2":
+        out.setdefault("state_size", 128)
+        out.setdefault("head_dim", 64)
+        out.setdefault("n_groups", 1)
+        expand = Fields(out).int("expand", default=2)
+        out["expand"] = expand
+        out["num_heads"] = expand * hidden // Fields(out).int("head_dim")
+    else:
+        out.setdefault("state_size", 16)
+        out["intermediate_size"] = Fields(out).int("expand", default=2) * hidden
+    return out
+
+
+def cdiv_int(a: int, b: int) -> int:
+    """Ceiling division."""
+    return -(-a // b)
+
+
 def parse_layers(cfg: Mapping[str, Any]) -> Parsed:
     """Per-layer cache specs for a (text) config dict."""
+    if is_mamba_ssm(cfg):
+        cfg = from_mamba_ssm(cfg)
     text, prefix = text_config(cfg)
     for where, holder in ((prefix, text), ("", cfg)):
         value = holder.get("model_type")

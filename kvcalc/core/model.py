@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvcalc.core.config import parse_layers, text_config
+from kvcalc.core.config import from_mamba_ssm, is_mamba_ssm, parse_layers, text_config
 from kvcalc.core.dtypes import model_dtype_name
 from kvcalc.core.layers import LayerSpec
 from kvcalc.errors import KVCalcError
@@ -126,6 +126,10 @@ def load_model(source: Any, *, name: str | None = None) -> Model:
     cfg = _as_dict(source)
     name = name if name is not None else _hub_spec(source)
     _check_depth(cfg)
+    notes: tuple[str, ...] = ()
+    if is_mamba_ssm(cfg):  # mamba_ssm's own format: read as the transformers config it converts to
+        cfg = from_mamba_ssm(cfg)
+        notes = ("mamba_ssm config read as the transformers config its conversion script writes",)
     parsed = parse_layers(cfg)
     text, _ = text_config(cfg)
     dtype = text.get("torch_dtype") or text.get("dtype") or cfg.get("torch_dtype") or cfg.get("dtype")
@@ -144,6 +148,6 @@ def load_model(source: Any, *, name: str | None = None) -> Model:
         dtype=model_dtype_name(dtype),
         max_position_embeddings=max_pos,
         verified=parsed.verified,
-        notes=parsed.notes,
+        notes=notes + parsed.notes,
         config=cfg,
     )

@@ -28,7 +28,7 @@ from typing import Any
 from kvcalc.core.config import HEAD_KEYS, HIDDEN_KEYS, MLA_TYPES, text_config
 from kvcalc.core.dtypes import get_dtype
 from kvcalc.core.fields import Fields
-from kvcalc.core.layers import MLA, GatedDeltaNet, LayerSpec, Mamba2, _Attention, cdiv
+from kvcalc.core.layers import MLA, GatedDeltaNet, LayerSpec, Mamba1, Mamba2, _Attention, cdiv
 from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
 
@@ -51,7 +51,17 @@ EXACT_TYPES = frozenset(
     {
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5",
         "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "deepseek_v2", "deepseek_v3", "deepseek_v32",
-        "kimi_k2", "glm_moe_dsa", "gpt_oss", "minimax_m2", "nemotron_h",
+        "kimi_k2", "glm_moe_dsa", "gpt_oss", "minimax_m2", "nemotron_h", "glm4_moe", "olmo", "olmo2",
+        "olmo3",
+    }
+)  # fmt: skip
+#: Llama-like decoders (gate/up/down MLP, q/k/v/o attention, two RMSNorms, the MoE rules above) whose
+#: count equals transformers' at the config-class defaults (tests/test_architecture_coverage.py).
+LLAMA_LIKE_TYPES = frozenset(
+    {
+        "bamba", "cwm", "ernie4_5", "gemma", "granite", "granitemoe", "granitemoeshared", "helium",
+        "internlm3", "iquestcoder", "kimi_k25", "minicpm3", "ministral3", "mistral4", "phi3", "smollm3",
+        "solar_open", "vaultgemma", "youtu",
     }
 )  # fmt: skip
 
@@ -176,7 +186,7 @@ class _Cfg:
             value = src.get("tie_word_embeddings")
             if isinstance(value, bool):
                 return value
-        return self.model_type in _TIED_BY_DEFAULT
+        return self.model_type in _TIED_BY_DEFAULT or _TIE_DEFAULTS.get(self.model_type, False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -190,6 +200,8 @@ def _attention(c: _Cfg, spec: _Attention) -> list[Tensor]:
     q_out = heads * hd * (2 if mt in _GATED_Q and c.flag("attn_output_gate", True) else 1)
     if mt in ("qwen2", "qwen2_moe"):
         qkv_bias, o_bias = True, False
+    elif mt == "glm4_moe":  # Glm4MoeAttention: q/k/v bias = attention_bias, o_proj never
+        qkv_bias, o_bias = c.flag("attention_bias", False), False
     else:
         qkv_bias = o_bias = c.flag("attention_bias", mt == "gpt_oss")
     p = "self_attn"
@@ -197,8 +209,10 @@ def _attention(c: _Cfg, spec: _Attention) -> list[Tensor]:
     for name in ("k_proj", "v_proj"):
         out += _linear(f"{p}.{name}", "attention", kv * hd, h, split="kv", heads=kv, bias=qkv_bias)
     out += _linear(f"{p}.o_proj", "attention", h, heads * hd, split="row", bias=o_bias)
-    if mt in _QK_NORM_PER_HEAD:
+    if mt in _QK_NORM_PER_HEAD or (mt == "glm4_moe" and c.flag("use_qk_norm", False)):
         out += _norm(f"{p}.q_norm", hd) + _norm(f"{p}.k_norm", hd)
+    if mt in ("olmo2", "olmo3"):  # Olmo2Attention: RMSNorm over all heads' q and k
+        out += _norm(f"{p}.q_norm", heads * hd) + _norm(f"{p}.k_norm", kv * hd)
     if mt == "minimax_m2" and c.flag("use_qk_norm", True):
         out += _norm(f"{p}.q_norm", heads * hd) + _norm(f"{p}.k_norm", kv * hd)
     if mt == "gpt_oss":
@@ -345,13 +359,15 @@ def _moe_spec(c: _Cfg) -> _MoE | None:
     else:
         inter = f.int("moe_intermediate_size", "intermediate_size")
     shared, gate = 0, False
-    if mt in MLA_TYPES or "n_shared_experts" in c.cfg:
+    if mt == "nemotron_h":
+        shared = f.int("moe_shared_expert_intermediate_size", default=0, minimum=0)
+    elif mt == "glm4_moe":  # Glm4MoeMoE: shared experts of moe_intermediate_size · n_shared_experts
+        shared = f.int("n_shared_experts", default=1, minimum=0) * inter
+    elif mt in MLA_TYPES or "n_shared_experts" in c.cfg:
         shared = f.int("n_shared_experts", default=0, minimum=0) * inter
     elif mt in _QWEN_MOE:
         shared = f.int("shared_expert_intermediate_size", default=0, minimum=0)
         gate = shared > 0
-    elif mt == "nemotron_h":
-        shared = f.int("moe_shared_expert_intermediate_size", default=0, minimum=0)
     return _MoE(
         experts=n,
         top_k=top_k,
@@ -388,6 +404,8 @@ def _is_moe_layer(c: _Cfg, i: int) -> bool:
     mt, f = c.model_type, c.f
     if mt in _ALL_MOE:
         return True
+    if mt == "glm4_moe":  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace (default 1)
+        return i >= f.int("first_k_dense_replace", default=1, minimum=0, limit="layers")
     if mt in MLA_TYPES:
         types = f.list("mlp_layer_types")
         if types is not None and i < len(types):
@@ -423,7 +441,16 @@ def _mlp(c: _Cfg, i: int, moe: _MoE | None, notes: list[str]) -> list[Tensor]:
     return _gated_mlp("mlp", "mlp", c.hidden, inter, bias=c.flag("mlp_bias", False))
 
 
+_NEMOTRON_CODES = {"mamba": "M", "linear_attention": "M", "attention": "*", "full_attention": "*", "mlp": "-",
+                   "moe": "E"}  # fmt: skip
+
+
 def _nemotron_code(c: _Cfg, i: int) -> str:
+    """Layer ``i``'s Nemotron-H code: ``layers_block_type`` names (as the parser reads them first), else
+    the ``hybrid_override_pattern`` character."""
+    names = c.f.list("layers_block_type")
+    if names is not None:
+        return _NEMOTRON_CODES.get(str(names[i]), "?") if i < len(names) else "-"
     pattern = c.f.str("hybrid_override_pattern")
     return pattern[i] if i < len(pattern) else "-"
 
@@ -433,6 +460,8 @@ def _nemotron_code(c: _Cfg, i: int) -> str:
 
 
 def _layer_norms(c: _Cfg) -> list[Tensor]:
+    if c.model_type == "olmo":  # OlmoLayerNorm: a LayerNorm without weight or bias
+        return []
     if c.model_type == "nemotron_h":
         return _norm("norm", c.hidden)
     return _norm("input_layernorm", c.hidden) + _norm("post_attention_layernorm", c.hidden)
@@ -451,16 +480,323 @@ def _merge(tensors: Iterable[tuple[str, Tensor]]) -> tuple[Tensor, ...]:
 
 
 def _decoder(model: Model, c: _Cfg, notes: list[str]) -> tuple[Tensor, ...]:
+    family = _FAMILIES.get(model.model_type)
+    if family is not None:
+        items = family(model, c)
+        if not c.tied():
+            head = "proj_out" if model.model_type == "whisper" else "lm_head"
+            items.append(("", _t(f"{head}.weight", "lm_head", c.vocab, c.hidden, split="vocab")))
+        return _merge(items)
     moe = _moe_spec(c)
     items: list[tuple[str, Tensor]] = [("model.", _t("embed_tokens.weight", "embeddings", c.vocab, c.hidden,
                                                      split="vocab"))]  # fmt: skip
     for i, layer in enumerate(model.layers):
         for t in _mixer(c, layer, notes) + _mlp(c, i, moe, notes) + _layer_norms(c):
             items.append(("model.layers.N.", t))
-    items += [("model.", t) for t in _norm("norm", c.hidden)]
+    if c.model_type != "olmo":
+        items += [("model.", t) for t in _norm("norm", c.hidden)]
     if not c.tied():
         items.append(("", _t("lm_head.weight", "lm_head", c.vocab, c.hidden, split="vocab")))
     return _merge(items)
+
+
+# ------------------------------------------------------------------------------------------------
+# families with their own layout (GPT-2, Falcon, Phi, MPT, Mamba, Jamba, encoder-decoders)
+#
+# Each function lists the parameters transformers 5.23 builds for the causal LM (or seq2seq model),
+# read from the family's modeling file (named in the docstring). tests/test_architecture_coverage.py
+# checks each against ``sum(p.numel())`` of the meta-device model; tests/test_params_transformers.py
+# checks the real configs.
+
+
+def _ln(name: str, n: int) -> list[Tensor]:
+    """torch LayerNorm: weight and bias."""
+    return _norm(name, n, bias=True)
+
+
+def _conv1d(name: str, part: str, out: int, inp: int) -> list[Tensor]:
+    """GPT-2 ``Conv1D`` (weight [in, out]) with bias; stored like a Linear."""
+    return _linear(name, part, out, inp, split="col", bias=True)
+
+
+def _gpt2(c: _Cfg, n_layers: int) -> list[tuple[str, Tensor]]:
+    """transformers models/gpt2/modeling_gpt2.py: wte, wpe, per block ln_1 / c_attn / c_proj / ln_2 /
+    c_fc / c_proj (Conv1D with bias), ln_f; lm_head tied (``tie_word_embeddings`` default True)."""
+    h = c.hidden
+    inner = c.f.int("n_inner", default=4 * h)
+    if c.flag("add_cross_attention", False):
+        raise KVCalcError(f"{c.f.where}add_cross_attention: GPT-2 with cross-attention is not supported yet")
+    pos = c.int("n_positions", "max_position_embeddings")
+    block = _ln("ln_1", h) + _conv1d("attn.c_attn", "attention", 3 * h, h)
+    block += _conv1d("attn.c_proj", "attention", h, h) + _ln("ln_2", h)
+    block += _conv1d("mlp.c_fc", "mlp", inner, h) + _conv1d("mlp.c_proj", "mlp", h, inner)
+    items = [("transformer.", _t("wte.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items.append(("transformer.", _t("wpe.weight", "embeddings", pos, h)))
+    items += [("transformer.h.N.", t) for _ in range(n_layers) for t in block]
+    items += [("transformer.", t) for t in _ln("ln_f", h)]
+    return items
+
+
+def _falcon(c: _Cfg, n_layers: int) -> list[tuple[str, Tensor]]:
+    """transformers models/falcon/modeling_falcon.py: fused query_key_value ((heads + 2·kv)·hd with
+    new_decoder_architecture, h + 2·hd for multi_query, else 3h), dense, dense_h_to_4h / dense_4h_to_h
+    (``ffn_hidden_size``, default 4h), ``bias`` on all four; LayerNorms: ln_attn + ln_mlp (new decoder,
+    num_ln_in_parallel_attn 2), input_layernorm (parallel_attn) or input + post_attention."""
+    h, heads = c.hidden, c.heads
+    hd = h // heads
+    if c.flag("alibi", False):
+        pass  # ALiBi has no parameters
+    new = c.flag("new_decoder_architecture", False)
+    if new:
+        kv = c.f.int("num_kv_heads", "n_head_kv", default=heads, limit="heads")
+        qkv = (2 * kv + heads) * hd
+    elif c.flag("multi_query", True):
+        qkv = h + 2 * hd
+    else:
+        qkv = 3 * h
+    bias = c.flag("bias", False)
+    ffn = c.f.int("ffn_hidden_size", default=4 * h)
+    block = _linear("self_attention.query_key_value", "attention", qkv, h, split="col", bias=bias)
+    block += _linear("self_attention.dense", "attention", h, h, split="row", bias=bias)
+    block += _linear("mlp.dense_h_to_4h", "mlp", ffn, h, split="col", bias=bias)
+    block += _linear("mlp.dense_4h_to_h", "mlp", h, ffn, split="row", bias=bias)
+    n_ln = c.f.int("num_ln_in_parallel_attn", default=2 if new else 1)
+    if not c.flag("parallel_attn", True):
+        block += _ln("input_layernorm", h) + _ln("post_attention_layernorm", h)
+    elif n_ln == 2:
+        block += _ln("ln_attn", h) + _ln("ln_mlp", h)
+    else:
+        block += _ln("input_layernorm", h)
+    items = [("transformer.", _t("word_embeddings.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items += [("transformer.h.N.", t) for _ in range(n_layers) for t in block]
+    items += [("transformer.", t) for t in _ln("ln_f", h)]
+    return items
+
+
+def _phi(c: _Cfg, n_layers: int) -> list[tuple[str, Tensor]]:
+    """transformers models/phi/modeling_phi.py: q/k/v/dense with biases, optional per-head q/k LayerNorm
+    (``qk_layernorm``), fc1/fc2 with biases, one input_layernorm (parallel block), final_layernorm,
+    lm_head with bias (untied by default)."""
+    h, heads = c.hidden, c.heads
+    hd = h // heads
+    kv = c.f.int("num_key_value_heads", default=heads, limit="heads")
+    inter = c.int("intermediate_size")
+    block = _linear("self_attn.q_proj", "attention", heads * hd, h, split="col", bias=True)
+    for name in ("k_proj", "v_proj"):
+        block += _linear(f"self_attn.{name}", "attention", kv * hd, h, split="kv", heads=kv, bias=True)
+    block += _linear("self_attn.dense", "attention", h, heads * hd, split="row", bias=True)
+    if c.flag("qk_layernorm", False):
+        block += _ln("self_attn.q_layernorm", hd) + _ln("self_attn.k_layernorm", hd)
+    block += _linear("mlp.fc1", "mlp", inter, h, split="col", bias=True)
+    block += _linear("mlp.fc2", "mlp", h, inter, split="row", bias=True)
+    block += _ln("input_layernorm", h)
+    items = [("model.", _t("embed_tokens.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items += [("model.layers.N.", t) for _ in range(n_layers) for t in block]
+    items += [("model.", t) for t in _ln("final_layernorm", h)]
+    if not c.tied():
+        items.append(("", _t("lm_head.bias", "lm_head", c.vocab, split="vocab")))
+    return items
+
+
+def _mpt(c: _Cfg, n_layers: int) -> list[tuple[str, Tensor]]:
+    """transformers models/mpt/modeling_mpt.py: Wqkv (3h) and out_proj, up/down 4h (the checkpoint's
+    ``expansion_ratio`` is not read), LayerNorms without bias; no biases anywhere; lm_head tied."""
+    h = c.hidden
+    block = _linear("attn.Wqkv", "attention", 3 * h, h, split="col")
+    block += _linear("attn.out_proj", "attention", h, h, split="row")
+    block += _linear("ffn.up_proj", "mlp", 4 * h, h, split="col")
+    block += _linear("ffn.down_proj", "mlp", h, 4 * h, split="row")
+    block += _norm("norm_1", h) + _norm("norm_2", h)
+    items = [("transformer.", _t("wte.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items += [("transformer.blocks.N.", t) for _ in range(n_layers) for t in block]
+    items += [("transformer.", t) for t in _norm("norm_f", h)]
+    return items
+
+
+def _mamba1_mixer(c: _Cfg, s: Mamba1, *, jamba: bool = False) -> list[Tensor]:
+    """Mamba-1 mixer (transformers models/mamba, falcon_mamba, jamba): in_proj (2·inner), depthwise
+    conv1d, x_proj (dt_rank + 2·d_state), dt_proj (+ bias), A_log, D, out_proj; Jamba adds RMSNorms of
+    dt_rank, d_state, d_state."""
+    h, p, inner = c.hidden, "mixer", s.d_inner
+    prefix = "mamba_" if jamba else ""
+    rank_key = "mamba_dt_rank" if jamba else "time_step_rank"
+    rank_value = c.cfg.get(rank_key, "auto")
+    rank = cdiv(h, 16) if rank_value in ("auto", None) else c.int(rank_key)
+    proj_bias = c.flag(f"{prefix}proj_bias" if jamba else "use_bias", False)
+    conv_bias = c.flag(f"{prefix}conv_bias" if jamba else "use_conv_bias", True)
+    out = _linear(f"{p}.in_proj", "mixers", 2 * inner, h, split="col", bias=proj_bias)
+    out.append(_t(f"{p}.conv1d.weight", "mixers", inner, 1, s.d_conv, split="col"))
+    if conv_bias:
+        out.append(_t(f"{p}.conv1d.bias", "mixers", inner, split="col"))
+    out += _linear(f"{p}.x_proj", "mixers", rank + 2 * s.d_state, inner, split="row")
+    out += _linear(f"{p}.dt_proj", "mixers", inner, rank, split="col", bias=True)
+    out += [
+        _t(f"{p}.A_log", "mixers", inner, s.d_state, split="col"),
+        _t(f"{p}.D", "mixers", inner, split="col"),
+    ]
+    out += _linear(f"{p}.out_proj", "mixers", h, inner, split="row", bias=proj_bias)
+    if jamba:
+        out += _norm(f"{p}.dt_layernorm", rank) + _norm(f"{p}.b_layernorm", s.d_state)
+        out += _norm(f"{p}.c_layernorm", s.d_state)
+    return out
+
+
+def _ssm_lm(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
+    """Mamba / FalconMamba / Mamba-2 causal LMs: embeddings, per layer an RMSNorm and the mixer, norm_f
+    (transformers models/mamba, falcon_mamba, mamba2 modeling files)."""
+    h = c.hidden
+    items = [("backbone.", _t("embeddings.weight", "embeddings", c.vocab, h, split="vocab"))]
+    for layer in model.layers:
+        leaf = layer.leaves()[0]
+        mixer = _mamba1_mixer(c, leaf) if isinstance(leaf, Mamba1) else _mamba2(c, leaf)  # type: ignore[arg-type]
+        items += [("backbone.layers.N.", t) for t in mixer + _norm("norm", h)]
+    items += [("backbone.", t) for t in _norm("norm_f", h)]
+    return items
+
+
+def _jamba(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
+    """transformers models/jamba/modeling_jamba.py: attention (no bias) or Mamba-1 mixer per layer;
+    feed-forward is a sparse MoE where ``i % expert_layer_period == expert_layer_offset`` (router
+    without bias, ``intermediate_size`` experts), else a gated MLP; input_layernorm + pre_ff_layernorm;
+    final_layernorm."""
+    h = c.hidden
+    period = c.f.int("expert_layer_period", default=2, limit="layers")
+    offset = c.f.int("expert_layer_offset", default=1, minimum=0, limit="layers")
+    experts = c.f.int("num_experts", default=16)
+    inter = c.int("intermediate_size")
+    moe = _MoE(experts=experts, top_k=c.f.int("num_experts_per_tok", default=2), inter=inter)
+    items = [("model.", _t("embed_tokens.weight", "embeddings", c.vocab, h, split="vocab"))]
+    for i, layer in enumerate(model.layers):
+        leaf = layer.leaves()[0]
+        is_mamba = isinstance(leaf, Mamba1)
+        mixer = _mamba1_mixer(c, leaf, jamba=True) if is_mamba else _attention(c, leaf)  # type: ignore[arg-type]
+        ff = _moe(c, moe) if experts > 1 and i % period == offset else _gated_mlp("mlp", "mlp", h, inter)
+        items += [("model.layers.N.", t) for t in mixer + ff]
+        items += [("model.layers.N.", t) for t in _norm("input_layernorm", h) + _norm("pre_ff_layernorm", h)]
+    items += [("model.", t) for t in _norm("final_layernorm", h)]
+    return items
+
+
+def _enc_dec_attention(name: str, d: int, *, k_bias: bool = True) -> list[Tensor]:
+    """BART-style attention: q/k/v/out_proj d×d with biases (Whisper's k_proj has none)."""
+    out = _linear(f"{name}.q_proj", "attention", d, d, split="col", bias=True)
+    out += _linear(f"{name}.k_proj", "attention", d, d, split="col", bias=k_bias)
+    out += _linear(f"{name}.v_proj", "attention", d, d, split="col", bias=True)
+    out += _linear(f"{name}.out_proj", "attention", d, d, split="row", bias=True)
+    return out
+
+
+def _bart_like(c: _Cfg) -> list[tuple[str, Tensor]]:
+    """BART / mBART (transformers models/bart, mbart modeling files) and Whisper (models/whisper).
+
+    Encoder and decoder layers: self_attn (+ encoder_attn in the decoder) with LayerNorms, fc1/fc2 with
+    biases, final_layer_norm. BART/mBART: learned positions of max_position_embeddings + 2 rows on both
+    sides, layernorm_embedding on both; mBART adds a final layer_norm on both. Whisper: conv1/conv2 over
+    the mel bins, learned encoder positions (max_source_positions) and decoder positions
+    (max_target_positions), a final layer_norm on both, k_proj without bias. Embeddings shared, output
+    projection tied (``tie_word_embeddings`` default True); BART's final_logits_bias is a buffer.
+    """
+    mt, f, d = c.model_type, c.f, c.hidden
+    whisper = mt == "whisper"
+    items: list[tuple[str, Tensor]] = [
+        ("model.", _t("shared.weight", "embeddings", c.vocab, d, split="vocab"))
+    ]
+    for side in ("encoder", "decoder"):
+        n = f.int(f"{side}_layers", limit="layers")
+        ffn = f.int(f"{side}_ffn_dim")
+        pre = f"model.{side}."
+        if whisper and side == "encoder":
+            mel = f.int("num_mel_bins", default=80)
+            items += [
+                (pre, _t("conv1.weight", "embeddings", d, mel, 3)),
+                (pre, _t("conv1.bias", "embeddings", d)),
+            ]
+            items += [
+                (pre, _t("conv2.weight", "embeddings", d, d, 3)),
+                (pre, _t("conv2.bias", "embeddings", d)),
+            ]
+            items.append((pre, _t("embed_positions.weight", "embeddings", f.int("max_source_positions"), d)))
+        elif whisper:
+            items.append((pre, _t("embed_positions.weight", "embeddings", f.int("max_target_positions"), d)))
+        else:
+            rows = f.int("max_position_embeddings") + 2
+            items.append((pre, _t("embed_positions.weight", "embeddings", rows, d)))
+            items += [(pre, t) for t in _ln("layernorm_embedding", d)]
+        block = _enc_dec_attention("self_attn", d, k_bias=not whisper) + _ln("self_attn_layer_norm", d)
+        if side == "decoder":
+            block += _enc_dec_attention("encoder_attn", d, k_bias=not whisper)
+            block += _ln("encoder_attn_layer_norm", d)
+        block += _linear("fc1", "mlp", ffn, d, split="col", bias=True)
+        block += _linear("fc2", "mlp", d, ffn, split="row", bias=True)
+        block += _ln("final_layer_norm", d)
+        items += [(f"{pre}layers.N.", t) for _ in range(n) for t in block]
+        if whisper or mt == "mbart":
+            items += [(pre, t) for t in _ln("layer_norm", d)]
+    return items
+
+
+def _t5(c: _Cfg) -> list[tuple[str, Tensor]]:
+    """transformers models/t5/modeling_t5.py: shared embedding; per block self-attention q/k/v/o (inner =
+    heads·d_kv, no bias) + T5LayerNorm (weight only), decoder cross-attention likewise, feed-forward wi/wo
+    or gated wi_0/wi_1/wo (``feed_forward_proj`` "gated-…"); relative_attention_bias (buckets × heads) in
+    the first block of each stack; final_layer_norm per stack; lm_head untied when tie_word_embeddings
+    is false (default true)."""
+    f, d = c.f, c.hidden
+    heads = f.int("num_heads", limit="heads")
+    inner = heads * f.int("d_kv")
+    d_ff = f.int("d_ff")
+    buckets = f.int("relative_attention_num_buckets", default=32)
+    gated = str(c.cfg.get("feed_forward_proj", "relu")).startswith("gated-")
+    n_enc = f.int("num_layers", limit="layers")
+    n_dec = f.int("num_decoder_layers", default=n_enc, limit="layers")
+
+    def attention(name: str) -> list[Tensor]:
+        out: list[Tensor] = []
+        for proj in ("q", "k", "v"):
+            out += _linear(f"{name}.{proj}", "attention", inner, d, split="col")
+        return out + _linear(f"{name}.o", "attention", d, inner, split="row")
+
+    ff = (
+        [*_linear("wi_0", "mlp", d_ff, d, split="col"), *_linear("wi_1", "mlp", d_ff, d, split="col")]
+        if gated
+        else _linear("wi", "mlp", d_ff, d, split="col")
+    )
+    ff = ff + _linear("wo", "mlp", d, d_ff, split="row") + _norm("ff_layer_norm", d)
+    items: list[tuple[str, Tensor]] = [("", _t("shared.weight", "embeddings", c.vocab, d, split="vocab"))]
+    for side, n in (("encoder", n_enc), ("decoder", n_dec)):
+        block = attention("SelfAttention") + _norm("self_attn_layer_norm", d)
+        if side == "decoder":
+            block += attention("EncDecAttention") + _norm("cross_attn_layer_norm", d)
+        items += [(f"{side}.block.N.", t) for _ in range(n) for t in block + ff]
+        items.append((f"{side}.block.0.", _t("relative_attention_bias.weight", "attention", buckets, heads)))
+        items += [(f"{side}.", t) for t in _norm("final_layer_norm", d)]
+    return items
+
+
+#: Model types counted by their own layout: function of (model, config reader) → (prefix, tensor) items.
+_FAMILIES: dict[str, Any] = {
+    "gpt2": lambda m, c: _gpt2(c, len(m.layers)),
+    "falcon": lambda m, c: _falcon(c, len(m.layers)),
+    "phi": lambda m, c: _phi(c, len(m.layers)),
+    "mpt": lambda m, c: _mpt(c, len(m.layers)),
+    "mamba": _ssm_lm,
+    "falcon_mamba": _ssm_lm,
+    "mamba2": _ssm_lm,
+    "jamba": _jamba,
+    "bart": lambda m, c: _bart_like(c),
+    "mbart": lambda m, c: _bart_like(c),
+    "whisper": lambda m, c: _bart_like(c),
+    "t5": lambda m, c: _t5(c),
+}
+#: transformers config-class ``tie_word_embeddings`` defaults where they differ from False.
+_TIE_DEFAULTS = {
+    "gpt2": True, "falcon": True, "mpt": True, "mamba": True, "falcon_mamba": True, "bart": True,
+    "mbart": True, "whisper": True, "t5": True,
+}  # fmt: skip
+
+
+#: Every model type count_params answers for; the rest are refused.
+COUNTED_TYPES = EXACT_TYPES | LLAMA_LIKE_TYPES | frozenset(_FAMILIES)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -605,6 +941,11 @@ def count_params(model: Model) -> ParamCount:
     """Exact parameter counts of ``model`` (a :class:`kvcalc.Model`), from its config alone."""
     if not isinstance(model, Model):
         raise KVCalcError(f"model: expected a kvcalc Model (use load_model), got {type(model).__name__}")
+    if model.model_type not in COUNTED_TYPES:
+        raise KVCalcError(
+            f"model_type: parameters of {model.model_type or '(missing)'!r} are not counted exactly yet "
+            "(kvcalc refuses rather than estimate)"
+        )
     c = _Cfg(model)
     notes: list[str] = []
     tensors = _decoder(model, c, notes) + _towers(model, c, notes)
@@ -617,9 +958,7 @@ def count_params(model: Model) -> ParamCount:
         if t.experts:
             active_experts += t.total // t.experts * top_k
     total = sum(v for p, v in parts.items() if p not in TOWER_PARTS)
-    exact = model.model_type in EXACT_TYPES and not notes
-    if model.model_type not in EXACT_TYPES:
-        notes.insert(0, f"model_type {model.model_type!r}: counted as a Llama-like decoder (estimate)")
+    exact = not notes
     return ParamCount(
         total=total,
         active=total - parts["experts"] + active_experts,

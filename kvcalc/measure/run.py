@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kvcalc.core.config import from_mamba_ssm, is_mamba_ssm
 from kvcalc.errors import KVCalcError
 
 __all__ = [
@@ -254,6 +255,8 @@ def config_object(config: dict) -> Any:
     _, transformers = _import_backend()
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    if is_mamba_ssm(config):  # mamba_ssm's own format: the config transformers' conversion script writes
+        config = from_mamba_ssm(config)
     data = {k: _floats(v) for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
     model_type = data.get("model_type")
     with quiet(transformers):
