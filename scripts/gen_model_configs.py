@@ -29,21 +29,7 @@ CONFIGS = REPO / "configs"
 #: Delivery route of new real configs (absent on a plain clone of the repository).
 SHARED = REPO.parent / "shared" / "hf-configs"
 #: Real configs kept in configs/ but not preloaded yet: kvcalc is not yet exact for them (issue 11).
-PENDING = frozenset(
-    {
-        "ai21labs/Jamba-v0.1",
-        "google-t5/t5-small",
-        "microsoft/phi-2",
-        "MiniMaxAI/MiniMax-M2.1",
-        "openai-community/gpt2",
-        "openai/whisper-large-v3",
-        "Qwen/Qwen2.5-72B-Instruct",
-        "state-spaces/mamba-130m-hf",
-        "state-spaces/mamba2-2.7b",
-        "tiiuae/falcon-7b",
-        "zai-org/GLM-4.5",
-    }
-)
+PENDING: frozenset[str] = frozenset()
 DEFAULT_OUT = REPO / "model_configs.json"
 SCHEMA = 1
 
@@ -62,7 +48,14 @@ FAMILIES = {
     "allenai": "OLMo",
     "google": "Gemma",
     "microsoft": "Phi",
+    "google-t5": "T5",
+    "openai-community": "GPT-2",
+    "state-spaces": "Mamba",
+    "tiiuae": "Falcon",
+    "ai21labs": "Jamba",
 }
+#: Family of single models whose organisation's family does not fit.
+FAMILY_BY_ID = {"openai/whisper-large-v3": "Whisper"}
 
 
 class MissingConfigs(RuntimeError):
@@ -71,6 +64,8 @@ class MissingConfigs(RuntimeError):
 
 def family(hf_id: str) -> str:
     """Display family of an hf id (its organisation's family, else the organisation)."""
+    if hf_id in FAMILY_BY_ID:
+        return FAMILY_BY_ID[hf_id]
     org = hf_id.split("/", 1)[0]
     return FAMILIES.get(org.lower(), org)
 

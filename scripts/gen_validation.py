@@ -23,7 +23,6 @@ import copy
 import json
 import sys
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -96,18 +95,11 @@ def _summary(data: dict[str, Any]) -> None:
 
 
 def transformers_params(config: Mapping[str, Any]) -> int:
-    """Parameters of the causal LM transformers builds for config on the meta device (tied once)."""
-    import torch
-    import transformers
-
+    """Parameters of the model transformers builds for config on the meta device (tied once): the causal
+    LM, or the seq2seq model of an encoder-decoder (the class whose cache is measured)."""
     from kvcalc.measure import run as measure
 
-    cfg = measure.config_object(dict(config))
-    transformers.utils.logging.set_verbosity_error()
-    with warnings.catch_warnings(), torch.device("meta"):
-        warnings.simplefilter("ignore")
-        model = transformers.AutoModelForCausalLM.from_config(cfg)
-    return sum(p.numel() for p in model.parameters())
+    return measure.count_parameters(dict(config))
 
 
 def measure_model(entry: CatalogEntry, settings: Iterable[tuple[int, str]] = SETTINGS) -> dict[str, Any]:
@@ -162,6 +154,20 @@ def collect(entries: Iterable[CatalogEntry], progress: bool = False) -> dict[str
             print(f"{entry.name}: {verdict} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
     _summary(data)
     return data
+
+
+def add_missing(data: dict[str, Any], entries: Iterable[CatalogEntry]) -> dict[str, Any]:
+    """data plus a measured row for every catalog model it lacks (rows in catalog order), refreshed."""
+    entries = list(entries)
+    rows = dict(data["models"])
+    for entry in entries:
+        if entry.id not in rows:
+            start = time.perf_counter()
+            rows[entry.id] = measure_model(entry)
+            verdict = "exact" if rows[entry.id]["exact"] else "DIFF"
+            print(f"{entry.name}: {verdict} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    out = {**data, "models": {e.id: rows[e.id] for e in entries}}
+    return refresh(out, entries)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -286,8 +292,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="recompute kvcalc's side only, keeping the stored transformers measurements (no torch)",
     )
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="measure only the models docs/validation.json lacks; refresh kvcalc's side of the rest",
+    )
     args = parser.parse_args(argv)
-    if args.refresh:
+    if args.missing:
+        data = add_missing(json.loads(JSON_PATH.read_text(encoding="utf-8")), load_catalog())
+    elif args.refresh:
         data = refresh(json.loads(JSON_PATH.read_text(encoding="utf-8")), load_catalog())
     else:
         data = collect(load_catalog(), progress=True)

@@ -7,7 +7,11 @@ either return exactly those bytes (``engine="transformers"``) or refuse with a K
 model type. A wrong number always fails. Types transformers itself cannot run from its defaults
 (encoders without a cache, invalid defaults, models needing images) are skipped with the reason.
 
-The coverage figure, exact / buildable, must reach 90 %.
+The parameter count is checked the same way: ``count_params(model).total`` must equal
+``sum(p.numel() for p in model.parameters())`` of the model transformers built for the measurement (same
+class, meta device, tied weights once) or raise a KVCalcError; a wrong count always fails.
+
+The coverage figure, exact / buildable, must reach 90 % for caches; the parameter figure is printed.
 
 Cost: most types take well under a second per setting. The reference Mamba-1 / RWKV scans (mamba,
 falcon_mamba, jamba, zamba, rwkv) loop over every token in Python on meta — zamba needs ~280 CPU
@@ -137,13 +141,30 @@ def verdict(model_type: str, entry: dict) -> tuple[str, str]:
     return "exact", ", ".join(matched)
 
 
+def params_verdict(model_type: str, entry: dict) -> tuple[str, str]:
+    """("exact" | "refused" | "wrong" | "unbuildable", detail) for the parameter count of one type."""
+    if "params" not in entry:
+        return "unbuildable", entry.get("params_error") or entry.get("reason", "")
+    try:
+        counted = kvcalc.count_params(kvcalc.load_model(default_config(model_type))).total
+    except kvcalc.KVCalcError as exc:
+        return "refused", str(exc)
+    if counted == entry["params"]:
+        return "exact", f"{counted:,}"
+    return "wrong", f"kvcalc {counted:,} != transformers {entry['params']:,}"
+
+
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_model_type(model_type: str, survey: Survey) -> None:
-    """kvcalc equals transformers for this type's defaults, or refuses by name; never a wrong number."""
-    status, detail = verdict(model_type, survey.get(model_type))
+    """kvcalc equals transformers for this type's defaults (cache bytes and parameter count), or refuses;
+    never a wrong number."""
+    entry = survey.get(model_type)
+    status, detail = verdict(model_type, entry)
     if status == "unbuildable":
         pytest.skip(f"transformers cannot run {model_type} from its defaults: {detail[:300]}")
     assert status != "wrong", f"{model_type}: silent wrong number: {detail}"
+    p_status, p_detail = params_verdict(model_type, entry)
+    assert p_status != "wrong", f"{model_type}: silent wrong parameter count: {p_detail}"
 
 
 def test_coverage_figure(survey: Survey) -> None:
@@ -157,5 +178,12 @@ def test_coverage_figure(survey: Survey) -> None:
         for t, (s, detail) in verdicts.items():
             if s == status:
                 print(f"  {status:11} {t}: {detail[:200]}")
+    p_verdicts = {t: params_verdict(t, survey.get(t)) for t in buildable}
+    p_exact = [t for t, (s, _) in p_verdicts.items() if s == "exact"]
+    print(f"parameters: {len(p_exact)}/{len(buildable)} of buildable types exact, the rest refused")
+    for t, (s, detail) in p_verdicts.items():
+        if s != "exact":
+            print(f"  params {s:11} {t}: {detail[:160]}")
     assert not [t for t in buildable if verdicts[t][0] == "wrong"], "silent wrong numbers (see above)"
+    assert not [t for t, (s, _) in p_verdicts.items() if s == "wrong"], "silent wrong parameter counts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.1%} < {MIN_COVERAGE:.0%}"

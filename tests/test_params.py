@@ -146,13 +146,14 @@ def test_qwen3_5_vision_tower_counted_apart() -> None:
     assert count_params(model("Qwen3.5-35B-A3B")).vision == 446_571_248
 
 
-def test_unknown_architecture_is_flagged_estimate() -> None:
+def test_unknown_architecture_is_refused() -> None:
+    """Synthetic config of a made-up type: its cache is computed (unverified), its parameters refused."""
     cfg = {"model_type": "made_up", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
            "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
-    p = count_params(kvcalc.load_model(cfg))
-    assert not p.exact
-    assert "estimate" in p.notes[0]
-    assert p.total == 100 * 64 * 2 + 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64) + 64
+    m = kvcalc.load_model(cfg)
+    assert not m.verified
+    with pytest.raises(kvcalc.KVCalcError, match="model_type: parameters of 'made_up' are not counted"):
+        count_params(m)
 
 
 def test_count_params_rejects_non_models() -> None:

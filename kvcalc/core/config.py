@@ -657,12 +657,13 @@ VERIFIED_PLAIN = {
 #: Structure keys present in a verified type's config that its transformers cache does not depend on
 #: (measured exact with them: tests/test_architecture_coverage.py): GPT-Neo's local layers and IDEFICS's
 #: gated cross-attention layers keep a full self-attention cache; rope scaling and MTP layers cache
-#: nothing of their own.
+#: nothing of their own; MiniMax-M2's attn_type_list is a leftover of MiniMax-01.
 STRUCTURE_IGNORED: dict[str, frozenset[str]] = {
     "gpt_neo": frozenset({"attention_types", "attention_layers"}),
     "idefics": frozenset({"cross_layer_interval"}),
     "molmo2_text": frozenset({"rope_scaling_layers"}),
     "nemotron_h": frozenset({"mtp_layers_block_type"}),
+    "minimax_m2": frozenset({"attn_type_list"}),  # MiniMaxM2 has no linear attention: never read
 }
 #: Keys transformers turns into ``layer_types`` only when layer_types is not given.
 _DERIVES_LAYER_TYPES = frozenset(
@@ -683,7 +684,9 @@ _STRUCTURE_KEY = re.compile(
     r".*(_pattern|_period|_offset|_types?|_idxs?|_indices|_ids|_list|_configs?|_interval|_layers)$"
 )
 #: Counts and feed-forward structure (parameters only), never a cache pattern.
-_NOT_STRUCTURE = re.compile(r"^(num_|n_|max_position)|mlp|moe|expert|dense|^(encoder|decoder)_layers$")
+_NOT_STRUCTURE = re.compile(
+    r"^(num|n)_|_num_|^max_position|mlp|moe|expert|dense|mtp|nextn|^(encoder|decoder)_layers$"
+)
 #: Structure keys each builder reads (besides :data:`PLAIN_READS`, which every path honours).
 PLAIN_READS = frozenset({"layer_types", "sliding_window_pattern"})
 BUILDER_READS: dict[str, frozenset[str]] = {
@@ -791,6 +794,13 @@ _SSM_IGNORED = {"layer", "dt_min", "dt_max", "dt_init_floor", "dt_limit", "dt_sc
                 "activation", "norm_before_gate", "rmsnorm", "dt_init_floor"}  # fmt: skip
 
 
+#: The fields of mamba_ssm's ``MambaConfig`` dataclass (mamba_ssm/models/config_mamba.py).
+_MAMBA_SSM_FIELDS = {
+    "d_model", "d_intermediate", "n_layer", "vocab_size", "ssm_cfg", "attn_layer_idx", "attn_cfg",
+    "rms_norm", "residual_in_fp32", "fused_add_norm", "pad_vocab_size_multiple", "tie_embeddings",
+}  # fmt: skip
+
+
 def is_mamba_ssm(cfg: Mapping[str, Any]) -> bool:
     """A checkpoint in mamba_ssm's own format (``MambaConfig`` dataclass: d_model, n_layer, ssm_cfg)."""
     return "model_type" not in cfg and "d_model" in cfg and "n_layer" in cfg and "ssm_cfg" in cfg
@@ -807,6 +817,9 @@ def from_mamba_ssm(cfg: Mapping[str, Any]) -> dict[str, Any]:
     classes have neither.
     """
     f = Fields(cfg)
+    extra = sorted(k for k in cfg if k not in _MAMBA_SSM_FIELDS)
+    if extra:
+        raise KVCalcError(f"{extra[0]}: not a mamba_ssm MambaConfig field; refused rather than guessed")
     ssm = cfg.get("ssm_cfg") or {}
     if not isinstance(ssm, Mapping):
         raise KVCalcError("ssm_cfg: expected an object")

@@ -361,6 +361,15 @@ def _build(config: dict, dtype: str, device: str, attn: str) -> tuple[Any, _Plan
     return model, plan
 
 
+def count_parameters(config: dict) -> int:
+    """``sum(p.numel() for p in model.parameters())`` of the model class :func:`measure_cache` runs
+    (causal LM of the text config, or the seq2seq / speech model), built on the meta device (tied
+    weights once; the model a measurement already built is reused: dtype and attention do not change
+    the count)."""
+    model, _ = _build(config, "bf16", "meta", STANDIN)
+    return sum(p.numel() for p in model.parameters())
+
+
 # --------------------------------------------------------------------------------------------
 # cache walker
 
@@ -795,6 +804,11 @@ def survey_config(config: dict, settings: Settings, timeout: float | None = None
             "encoder_len": m.encoder_len,
             "beyond_position_table": m.beyond_position_table,
         }
+    if entry["measurements"]:
+        try:
+            entry["params"] = count_parameters(config)
+        except Exception as exc:  # model code raises anything; the cache side already ran
+            entry["params_error"] = f"{type(exc).__name__}: {exc}"[:500]
     entry["buildable"] = bool(entry["measurements"])
     if not entry["buildable"]:
         entry["reason"] = next(iter(entry["errors"].values()), "no settings")
