@@ -74,6 +74,18 @@ ENCODER_DECODER_TYPES = {
 #: T5 family: decoder self- and cross-attention of heads × d_kv (T5Attention.inner_dim).
 T5_TYPES = {"t5", "mt5", "umt5"}
 
+#: Encoders (and embedding / contrastive models): they generate nothing and keep no KV cache. BERT-like
+#: types cache only as decoders (``is_decoder: true``: BertLMHeadModel); measured: with their defaults
+#: transformers returns no cache at all (notes/transformers_defaults_measured.json).
+ENCODER_ONLY_TYPES = {
+    "bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "electra", "ernie", "data2vec-text",
+    "roc_bert", "bert-generation", "roberta-prelayernorm", "big_bird", "megatron-bert", "rembert", "roformer",
+    "xmod", "deberta", "deberta-v2", "distilbert", "albert", "mpnet", "nomic_bert", "modernbert", "clip",
+    "clip_text_model", "siglip", "siglip_text_model", "siglip2", "chinese_clip", "altclip", "e5", "jina_bert",
+    "new", "nomic-bert", "xlm", "flaubert", "funnel", "squeezebert", "layoutlm", "canine", "luke", "mra",
+    "nystromformer", "yoso", "ibert", "qdqbert", "esm", "mobilebert", "convbert",
+}  # fmt: skip
+
 #: Architectures measured in transformers whose caches kvcalc cannot size yet: refuse, never guess.
 UNSUPPORTED = {
     "dots3_note": "per-layer MLA/indexer geometry",
@@ -550,6 +562,56 @@ def _indexed_mla(a: _Arch) -> list[LayerSpec]:
     return out
 
 
+#: block_configs attention fields that would change the cache if set (sink tokens, per-layer windows).
+_NAS_UNREAD_ATTENTION = ("window_length", "num_sink_tokens", "sparsify")
+
+
+def nas_blocks(f: Fields, n_layers: int) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """``block_configs`` of Nemotron-NAS / DeciLM as (attention, ffn) dicts, one per layer, validated."""
+    blocks = f.list("block_configs")
+    if blocks is None or len(blocks) < n_layers:
+        got = 0 if blocks is None else len(blocks)
+        raise KVCalcError(f"{f.where}block_configs: has {got} entries for {n_layers} layers")
+    out = []
+    for i, block in enumerate(blocks[:n_layers]):
+        where = f"{f.where}block_configs[{i}]"
+        if not isinstance(block, Mapping):
+            raise KVCalcError(f"{where}: expected an object")
+        parts = []
+        for name in ("attention", "ffn"):
+            part = block.get(name) or {}
+            if not isinstance(part, Mapping):
+                raise KVCalcError(f"{where}.{name}: expected an object")
+            parts.append(part)
+        for key in _NAS_UNREAD_ATTENTION:
+            if parts[0].get(key) not in (None, False):
+                raise KVCalcError(f"{where}.attention.{key}: not supported yet (refused rather than guessed)")
+        out.append((parts[0], parts[1]))
+    return out
+
+
+def _nemotron_nas(a: _Arch) -> list[LayerSpec]:
+    """Nemotron-NAS / DeciLM ``block_configs``: per layer, attention ``no_op`` or ``replace_with_linear``
+    (no cache), else full attention with num_attention_heads // n_heads_in_group KV heads.
+
+    vLLM ``model_executor/models/nemotron_nas.py`` (DeciLMDecoderLayer: ``num_kv_heads =
+    config.num_attention_heads // block_config.attention.n_heads_in_group``; no_op layers get no
+    attention and no cache, HasNoOps); the checkpoints' remote code (modeling_decilm.py) does the same.
+    """
+    heads, hd = a.heads(), a.head_dim()
+    out: list[LayerSpec] = []
+    for i, (attn, _) in enumerate(nas_blocks(a.f, a.n_layers)):
+        if attn.get("no_op") or attn.get("replace_with_linear"):
+            out.append(NoCache())
+            continue
+        where = f"{a.f.where}block_configs[{i}].attention.n_heads_in_group"
+        group = check_int(attn.get("n_heads_in_group"), where, maximum=LIMITS["heads"])
+        if heads % group:
+            raise KVCalcError(f"{where}: {group} does not divide num_attention_heads ({heads})")
+        out.append(FullAttention(heads // group, hd))
+    return out
+
+
 def _mimo_v2(a: _Arch) -> list[LayerSpec]:
     """MiMo-V2-Flash: V head_dim differs from K; sliding layers carry twice the KV heads."""
     n = a.n_layers
@@ -632,6 +694,7 @@ BUILDERS: dict[str, Builder] = {
     "kimi_linear": _kda_hybrid,
     "bailing_hybrid": _kda_hybrid,
     "zamba2": _zamba2,
+    "nemotron-nas": _nemotron_nas,
     **{t: _encoder_decoder for t in ENCODER_DECODER_TYPES},
 }
 
@@ -702,6 +765,7 @@ BUILDER_READS: dict[str, frozenset[str]] = {
     "mllama": frozenset({"cross_attention_layers"}),
     "mllama_text_model": frozenset({"cross_attention_layers"}),
     "zamba2": frozenset({"layers_block_type", "hybrid_layer_ids"}),
+    "nemotron-nas": frozenset({"block_configs"}),
     "llama4": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
     "llama4_text": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
     "smollm3": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
@@ -763,6 +827,11 @@ def _refuse_early(text: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str, 
     if model_type in UNSUPPORTED or cfg.get("model_type") in UNSUPPORTED:
         which = model_type if model_type in UNSUPPORTED else cfg["model_type"]
         raise KVCalcError(f"{prefix}model_type: {which!r} is not supported yet ({UNSUPPORTED[which]})")
+    if model_type in ENCODER_ONLY_TYPES and text.get("is_decoder") is not True:
+        raise KVCalcError(
+            f"{prefix}model_type: {model_type!r} is an encoder (is_decoder is not true): no KV cache — it "
+            "generates nothing, so there is no generation cache to size"
+        )
     if text.get("per_layer_config") and not model_type.startswith("gemma4"):
         raise KVCalcError(
             f"{prefix}per_layer_config: per-layer overrides of {model_type!r} are not supported yet"

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvcalc.core.config import HEAD_KEYS, HIDDEN_KEYS, MLA_TYPES, text_config
+from kvcalc.core.config import HEAD_KEYS, HIDDEN_KEYS, MLA_TYPES, nas_blocks, text_config
 from kvcalc.core.dtypes import get_dtype
-from kvcalc.core.fields import Fields
+from kvcalc.core.fields import Fields, check_int
 from kvcalc.core.layers import MLA, GatedDeltaNet, LayerSpec, Mamba1, Mamba2, _Attention, cdiv
 from kvcalc.core.model import Model
 from kvcalc.errors import KVCalcError
@@ -773,6 +773,51 @@ def _t5(c: _Cfg) -> list[tuple[str, Tensor]]:
     return items
 
 
+def _nas_intermediate(ffn: Mapping[str, Any], h: int, where: str) -> int:
+    """DeciLM ``_ffn_mult_to_intermediate_size``: int(2·ffn_mult·h/3) rounded up to a multiple of 256
+    (vLLM nemotron_nas.py), else the block's own ``intermediate_size``."""
+    mult = ffn.get("ffn_mult")
+    if mult is None:
+        return check_int(ffn.get("intermediate_size"), f"{where}.intermediate_size")
+    if isinstance(mult, bool) or not isinstance(mult, int | float) or mult <= 0:
+        raise KVCalcError(f"{where}.ffn_mult: expected a positive number, got {mult!r}")
+    inter = int(2 * mult * h / 3)
+    return cdiv(inter, 256) * 256
+
+
+def _nemotron_nas(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
+    """Nemotron-NAS / DeciLM (vLLM model_executor/models/nemotron_nas.py, DeciLMDecoderLayer): per layer,
+    unless attention is no_op, q/k/v/o with num_attention_heads // n_heads_in_group KV heads (biases =
+    attention_bias) and input_layernorm; unless the FFN is no_op, a gated MLP of
+    :func:`_nas_intermediate` and post_attention_layernorm. ``replace_with_linear`` blocks are refused."""
+    h, heads = c.hidden, c.heads
+    hd = c.int("head_dim", default=h // heads)
+    bias = c.flag("attention_bias", False)
+    items = [("model.", _t("embed_tokens.weight", "embeddings", c.vocab, h, split="vocab"))]
+    for i, (attn, ffn) in enumerate(nas_blocks(c.f, len(model.layers))):
+        where = f"{c.f.where}block_configs[{i}]"
+        for name, part in (("attention", attn), ("ffn", ffn)):
+            if part.get("replace_with_linear") and not part.get("no_op"):
+                raise KVCalcError(f"{where}.{name}.replace_with_linear: parameters not counted yet")
+        block: list[Tensor] = []
+        if not attn.get("no_op"):
+            kv = heads // check_int(attn.get("n_heads_in_group"), f"{where}.attention.n_heads_in_group")
+            block += _linear("self_attn.q_proj", "attention", heads * hd, h, split="col", bias=bias)
+            for name in ("k_proj", "v_proj"):
+                block += _linear(
+                    f"self_attn.{name}", "attention", kv * hd, h, split="kv", heads=kv, bias=bias
+                )
+            block += _linear("self_attn.o_proj", "attention", h, heads * hd, split="row", bias=bias)
+            block += _norm("input_layernorm", h)
+        if not ffn.get("no_op"):
+            inter = _nas_intermediate(ffn, h, f"{where}.ffn")
+            block += _gated_mlp("mlp", "mlp", h, inter, bias=c.flag("mlp_bias", False))
+            block += _norm("post_attention_layernorm", h)
+        items += [("model.layers.N.", t) for t in block]
+    items += [("model.", t) for t in _norm("norm", h)]
+    return items
+
+
 #: Model types counted by their own layout: function of (model, config reader) → (prefix, tensor) items.
 _FAMILIES: dict[str, Any] = {
     "gpt2": lambda m, c: _gpt2(c, len(m.layers)),
@@ -787,6 +832,7 @@ _FAMILIES: dict[str, Any] = {
     "mbart": lambda m, c: _bart_like(c),
     "whisper": lambda m, c: _bart_like(c),
     "t5": lambda m, c: _t5(c),
+    "nemotron-nas": _nemotron_nas,
 }
 #: transformers config-class ``tie_word_embeddings`` defaults where they differ from False.
 _TIE_DEFAULTS = {
