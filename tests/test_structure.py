@@ -106,9 +106,10 @@ def _value(key: str, n: int) -> Any:
 
 
 UNREAD_CANDIDATES = [
-    "block_configs", "hybrid_override_pattern", "layers_block_type", "attn_layer_period", "attn_layer_offset",
-    "attn_layer_indices", "attn_type_list", "full_attn_idxs", "cross_attention_layers", "full_attention_interval",
-    "no_rope_layers", "global_attn_every_n_layers", "kv_source_layers", "swa_layers", "sliding_window_layer_idx",
+    "block_configs", "hybrid_override_pattern", "layers_block_type", "attn_layer_period",
+    "attn_layer_offset", "attn_layer_indices", "attn_type_list", "full_attn_idxs", "cross_attention_layers",
+    "full_attention_interval", "no_rope_layers", "global_attn_every_n_layers", "kv_source_layers",
+    "swa_layers", "sliding_window_layer_idx",
 ]  # fmt: skip
 
 

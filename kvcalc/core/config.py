@@ -860,7 +860,7 @@ _SSM_KEYS = {
 #: ssm_cfg keys that change nothing kvcalc or transformers counts (init and kernel choices).
 _SSM_IGNORED = {"layer", "dt_min", "dt_max", "dt_init_floor", "dt_limit", "dt_scale", "dt_init",
                 "A_init_range", "D_has_hdim", "learnable_init_states", "use_mem_eff_path",
-                "activation", "norm_before_gate", "rmsnorm", "dt_init_floor"}  # fmt: skip
+                "activation", "norm_before_gate", "rmsnorm"}  # fmt: skip
 
 
 #: The fields of mamba_ssm's ``MambaConfig`` dataclass (mamba_ssm/models/config_mamba.py).
