@@ -89,6 +89,18 @@ EXACT = [
     ("Qwen/Qwen3.5-27B", 26_895_998_464, 26_895_998_464),
     ("Qwen/Qwen3.5-35B-A3B", 34_660_610_688, 3_454_988_928),
     ("zai-org/GLM-5", 743_911_199_232, 41_784_709_632),
+    # issue 11's real configs (totals measured on the meta device; T5 and Whisper: the seq2seq model)
+    ("zai-org/GLM-4.5", 352_797_814_784, 33_632_251_904),
+    ("MiniMaxAI/MiniMax-M2.1", 228_689_748_992, 11_030_537_216),
+    ("Qwen/Qwen2.5-72B-Instruct", 72_706_203_648, 72_706_203_648),
+    ("google-t5/t5-small", 60_506_624, 60_506_624),
+    ("openai/whisper-large-v3", 1_543_490_560, 1_543_490_560),
+    ("ai21labs/Jamba-v0.1", 51_570_323_328, 12_110_311_296),
+    ("state-spaces/mamba-130m-hf", 129_135_360, 129_135_360),
+    ("state-spaces/mamba2-2.7b", 2_702_599_680, 2_702_599_680),
+    ("tiiuae/falcon-7b", 6_921_720_704, 6_921_720_704),
+    ("microsoft/phi-2", 2_779_683_840, 2_779_683_840),
+    ("openai-community/gpt2", 124_439_808, 124_439_808),
 ]
 
 
