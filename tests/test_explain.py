@@ -160,6 +160,8 @@ def test_web_door() -> None:
     answer = json.loads(compute(json.dumps(request)))
     assert answer["ok"] and answer["exit_code"] == 0 and answer["model"] == "Qwen/Qwen3-14B"
     assert [c["status"] for c in answer["checks"] if c["kind"] == "tokens"] == [EXACT]
+    releases = json.loads(compute(json.dumps({"op": "catalog"})))["vllm_versions"]
+    assert [v["span"] for v in releases][-1] == "0.28+" and releases[0]["v1"] is False
     bad = json.loads(compute(json.dumps({"op": "explain", "log": 5})))
     assert bad == {"ok": False, "error": "log: expected the text of a vLLM start-up log"}
 

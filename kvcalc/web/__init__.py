@@ -3,7 +3,8 @@
 Requests (``op``):
 
 - ``version`` → ``{version}``
-- ``catalog`` → dtypes, engines, GPUs and display labels the page's controls offer
+- ``catalog`` → dtypes, engines, GPUs, display labels and the modelled vLLM releases (``vllm_versions``,
+  newest last: a select for plans and explain) the page's controls offer
 - ``load`` with ``models: [{id, name?, config | config_text}]`` → facts per model, plus ``errors``
 - ``compare`` with ``models`` (as for ``load``; an ``id`` alone reuses the parsed model) and
   ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
@@ -30,6 +31,7 @@ from kvcalc.core.facts import facts
 from kvcalc.core.fields import check_int
 from kvcalc.core.model import load_model, parse_json
 from kvcalc.deploy import hardware
+from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
 from kvcalc.web.insights import insights
@@ -279,6 +281,7 @@ def catalog() -> dict[str, Any]:
         "kind_labels": KIND_LABELS,
         "max_context": MAX_CONTEXT,
         "default_request": DEFAULT_REQUEST,
+        "vllm_versions": [v.as_dict() for v in VLLM_VERSIONS],
     }
 
 
