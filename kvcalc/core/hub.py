@@ -250,6 +250,7 @@ def _redirect_handler(auth: str | None) -> Any:
 
 
 def _urllib_get(url: str, headers: Mapping[str, str], timeout: float, limit: int) -> Response:
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -267,7 +268,7 @@ def _urllib_get(url: str, headers: Mapping[str, str], timeout: float, limit: int
     except urllib.error.HTTPError as exc:
         found = {**redirects.seen, **{k.lower(): v for k, v in (exc.headers or {}).items()}}
         return Response(exc.code, found, b"")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _Offline(str(reason) or type(reason).__name__) from None
 
