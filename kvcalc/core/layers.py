@@ -40,18 +40,6 @@ class LayerSpec:
     paged: ClassVar[bool] = False
     state: ClassVar[bool] = False
 
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        """Theoretical bytes for ``batch`` sequences of ``tokens`` tokens on one rank."""
-        return 0
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        """Bytes a transformers ``DynamicCache`` layer holds after one forward pass."""
-        return 0
-
-    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
-        """Growth per token at long context (0 when bounded)."""
-        return 0
-
     def leaves(self) -> tuple[LayerSpec, ...]:
         """The elementary specs this layer is made of."""
         return (self,)
@@ -91,17 +79,10 @@ class _Attention(LayerSpec):
         kvr = _per_rank(self.kv_heads, tp)
         return kvr * (p.kv.row_bytes(self.head_dim) + p.kv.row_bytes(self._v_dim))
 
-    def _hf_token_bytes(self, p: Precision) -> int:
+    def stored_token_bytes(self, p: Precision) -> int:
+        """K and V bytes of one token as transformers stores them (``hf_kv_heads`` heads when set)."""
         heads = self.hf_kv_heads or self.kv_heads
         return heads * (p.kv.row_bytes(self.head_dim) + p.kv.row_bytes(self._v_dim))
-
-    def vllm_page_bytes(self, block: int, p: Precision, tp: int) -> int:
-        """One page: block · kv_heads · (hk + hv) · B (+ per-token scales)."""
-        return block * self.token_bytes(p, tp)
-
-    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
-        """Pages one request of ``tokens`` tokens needs (full attention)."""
-        return cdiv(tokens, block)
 
 
 @dataclass(frozen=True)
@@ -110,50 +91,21 @@ class FullAttention(_Attention):
 
     kind: ClassVar[str] = "full"
 
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * tokens * self.token_bytes(p, tp)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * tokens * self._hf_token_bytes(p)
-
-    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
-        return self.token_bytes(p, tp)
-
 
 @dataclass(frozen=True)
 class SlidingWindow(_Attention):
-    """Sliding-window attention of ``window`` tokens; transformers keeps ``window − 1``."""
+    """Sliding-window attention: each token attends to the last ``window`` tokens."""
 
     kind: ClassVar[str] = "sliding"
     window: int = 1
 
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * min(tokens, self.window) * self.token_bytes(p, tp)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * min(tokens, self.window - 1) * self._hf_token_bytes(p)
-
-    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
-        """vLLM SlidingWindowSpec: cdiv(min(W − 1 + in_flight, L), block) + 1."""
-        return cdiv(min(self.window - 1 + in_flight, tokens), block) + 1
-
 
 @dataclass(frozen=True)
 class ChunkedAttention(_Attention):
-    """Chunked local attention (Llama 4) of ``chunk`` tokens; transformers keeps ``chunk − 1``.
-
-    vLLM runs with its hybrid cache manager off by default for these models, so each chunked layer
-    is paged like full attention there.
-    """
+    """Chunked local attention (Llama 4): tokens attend within aligned chunks of ``chunk`` tokens."""
 
     kind: ClassVar[str] = "chunked"
     chunk: int = 1
-
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * min(tokens, self.chunk) * self.token_bytes(p, tp)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * min(tokens, self.chunk - 1) * self._hf_token_bytes(p)
 
 
 @dataclass(frozen=True)
@@ -166,20 +118,9 @@ class CrossAttention(_Attention):
     kind: ClassVar[str] = "cross"
     encoder_len: int = 0
 
-    def _enc(self, tokens: int) -> int:
+    def encoder_tokens(self, tokens: int) -> int:
+        """Encoder positions cached after ``tokens`` decoder tokens (none before the first)."""
         return (self.encoder_len or tokens) if tokens else 0
-
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * self._enc(tokens) * self.token_bytes(p, tp)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * self._enc(tokens) * self._hf_token_bytes(p)
-
-    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
-        return 0 if self.encoder_len else self.token_bytes(p, tp)
-
-    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
-        return cdiv(self._enc(tokens), block)
 
 
 @dataclass(frozen=True)
@@ -197,32 +138,8 @@ class MLA(LayerSpec):
     index_head_dim: int = 0
 
     def token_bytes(self, p: Precision, tp: int = 1) -> int:
+        """Latent (+ indexer keys) of one token, in the KV format; the same on every rank."""
         return p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim) + p.kv.row_bytes(self.index_head_dim)
-
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return batch * tokens * self.token_bytes(p)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return batch * tokens * self.token_bytes(p)
-
-    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
-        return self.token_bytes(p)
-
-    def vllm_token_bytes(self, p: Precision) -> int:
-        """vLLM: latent (``fp8_ds_mla`` for sparse fp8) plus the indexer's fp8 keys + fp32 scale."""
-        if self.index_head_dim and p.kv.bits == 8 and p.kv.is_float and not p.kv.row_scale_bytes:
-            # fp8_ds_mla: fp8 latent, one fp32 scale per 128 elements, bf16 rope part.
-            latent = self.kv_lora_rank + cdiv(self.kv_lora_rank, 128) * 4 + self.qk_rope_head_dim * 2
-        else:
-            latent = p.kv.row_bytes(self.kv_lora_rank + self.qk_rope_head_dim)
-        indexer = self.index_head_dim + 4 if self.index_head_dim else 0
-        return latent + indexer
-
-    def vllm_page_bytes(self, block: int, p: Precision, tp: int) -> int:
-        return block * self.vllm_token_bytes(p)
-
-    def vllm_blocks(self, tokens: int, block: int, in_flight: int) -> int:
-        return cdiv(tokens, block)
 
 
 @dataclass(frozen=True)
@@ -234,6 +151,11 @@ class _State(LayerSpec):
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
         raise NotImplementedError
+
+    def state_bytes(self, p: Precision, tp: int = 1, conv_dropped: int = 0) -> int:
+        """One sequence's state on one rank; the conv state keeps ``kernel − conv_dropped`` columns
+        (transformers keeps the whole kernel, vLLM one column fewer)."""
+        return self._bytes(1, p, tp, conv_dropped)
 
     @staticmethod
     def _conv_and_state(
@@ -250,15 +172,6 @@ class _State(LayerSpec):
         state_bytes = _per_rank(heads, tp) * rows * p.ssm.row_bytes(row_len) if heads else 0
         return batch * (conv_bytes + state_bytes)
 
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return self._bytes(batch, p, tp, 0) if tokens else 0
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return self._bytes(batch, p, 1, 0) if tokens else 0
-
-    def vllm_state_bytes(self, p: Precision, tp: int) -> int:
-        """One request's state in vLLM: conv keeps kernel − 1 columns, channels split by TP."""
-        return self._bytes(1, p, tp, 1)
 
 
 @dataclass(frozen=True)
@@ -356,15 +269,6 @@ class Parallel(LayerSpec):
 
     kind: ClassVar[str] = "parallel"
     parts: tuple[LayerSpec, ...] = ()
-
-    def ideal_bytes(self, tokens: int, batch: int, p: Precision, tp: int = 1) -> int:
-        return sum(x.ideal_bytes(tokens, batch, p, tp) for x in self.parts)
-
-    def transformers_bytes(self, tokens: int, batch: int, p: Precision) -> int:
-        return sum(x.transformers_bytes(tokens, batch, p) for x in self.parts)
-
-    def bytes_per_token(self, p: Precision, tp: int = 1) -> int:
-        return sum(x.bytes_per_token(p, tp) for x in self.parts)
 
     def leaves(self) -> tuple[LayerSpec, ...]:
         return tuple(leaf for x in self.parts for leaf in x.leaves())

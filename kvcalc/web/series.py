@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from kvcalc.core.layers import ChunkedAttention, SlidingWindow
 from kvcalc.core.model import Model
-from kvcalc.engines import VLLM_CONCURRENT_BATCHES, kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
+from kvcalc.engines import kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
+from kvcalc.engines.vllm import CONCURRENT_BATCHES as VLLM_CONCURRENT_BATCHES
 
 MIN_CONTEXT = 1024
 MAX_CONTEXT = 10_000_000
