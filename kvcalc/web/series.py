@@ -26,6 +26,8 @@ POINTS = 100
 #: Kinds that never hold bytes (left out of breakdowns).
 EMPTY_KINDS = frozenset({"none", "shared_kv"})
 _MAX_CACHED_LINES = 64
+#: Engines whose cache bytes are affine in the context between breakpoints (no pages or cells).
+AFFINE_ENGINES = frozenset({"ideal", "transformers"})
 
 KIND_LABELS = {
     "full": "full attention",
@@ -165,11 +167,14 @@ class Prepared:
         two :func:`breakpoints` (full: c·L, windows: c·min(L, W), states: constant), so each such
         run is computed at its start, start + 1 and end, and filled in — checked at the end against
         the direct value, and computed point by point if the check ever fails. vLLM's paged sizes
-        are step functions: every point, from a page layout worked out once."""
+        are step functions: every point, from a page layout worked out once; other engines' sizes
+        are computed point by point."""
         if eng.engine == "vllm":
             kw = {k: v for k, v in eng.kwargs().items() if k != "engine"}
             rows = vllm_layer_bytes_over(self.unique, xs, kv_dtype=dtype, **kw)  # type: ignore[arg-type]
             return [self._grouped([b * c for b, c in zip(row, self.counts, strict=True)]) for row in rows]
+        if eng.engine not in AFFINE_ENGINES:
+            return [self.by_kind(x, 1, dtype, eng) for x in xs]
         cuts = breakpoints(self.model, eng)
         out: list[dict[str, int]] = [self.by_kind(xs[0], 1, dtype, eng)]
         i = 0
