@@ -54,7 +54,6 @@ __all__ = [
     "compare_models",
     "estimate_max_batch_size",
     "kv_cache_bytes",
-    "main",
 ]
 
 NOT_APPLICABLE = "not applicable: this model keeps no KV cache"
@@ -864,12 +863,7 @@ class HuggingFaceConfigLoader:
 # python -m kvcalc.compat = kv-cache-calc
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``kv-cache-calc`` (kv-cache-calculator's command), runnable as ``python -m kvcalc.compat …``."""
+if __name__ == "__main__":  # the script entry point, not a dependency of the module
     from kvcalc.cli.main import seed_main
 
-    return seed_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(seed_main())

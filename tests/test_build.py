@@ -38,8 +38,8 @@ def test_version_matches_package() -> None:
 def test_wheel_name_and_modules(wheel: Path) -> None:
     assert wheel.name == f"kvcalc-{kvcalc.__version__}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {p.relative_to(build.ROOT).as_posix() for p in build.PACKAGE.glob("*.py")}
-    assert {"kvcalc/__init__.py", "kvcalc/web.py"} <= modules <= names
+    modules = {p.relative_to(build.ROOT).as_posix() for p in build.PACKAGE.rglob("*.py")}
+    assert {"kvcalc/__init__.py", "kvcalc/web/__init__.py", "kvcalc/engines/vllm.py"} <= modules <= names
     dist_info = f"kvcalc-{kvcalc.__version__}.dist-info"
     assert {f"{dist_info}/{f}" for f in ("METADATA", "WHEEL", "RECORD")} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

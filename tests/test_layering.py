@@ -41,9 +41,19 @@ def layer(module: str) -> str:
     return parts[1] if parts[1] in ALLOWED else "top"
 
 
+def _is_main_guard(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` — a script's entry point, not a dependency of the module."""
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If) and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+    )  # fmt: skip
+
+
 def kvcalc_imports(path: Path) -> set[str]:
     """Every kvcalc module this file imports (``from kvcalc.x import y`` counts y when it is a module)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree.body = [n for n in tree.body if not _is_main_guard(n)]
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ LIMITS = {
 }
 
 _MISSING = object()
+MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
 
 
 class Fields:
@@ -96,3 +99,31 @@ def check_int(value: Any, field: str, *, minimum: int = 1, maximum: int = LIMITS
     if value > maximum:
         raise KVCalcError(f"{field}: {value} is implausibly large (limit {maximum})")
     return value
+
+
+def _check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
+    """Reject pathologically nested JSON without recursion."""
+    stack = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise KVCalcError(f"config: nested more than {limit} levels deep")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def parse_json(text: str | bytes) -> dict[str, Any]:
+    """Parse config.json text with size and depth limits."""
+    if len(text) > MAX_JSON_BYTES:
+        raise KVCalcError(f"config: {len(text):,} bytes is too large for a config.json (limit 4 MiB)")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise KVCalcError(f"config: nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KVCalcError(f"config: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise KVCalcError(f"config: expected a JSON object, got {type(data).__name__}")
+    return data

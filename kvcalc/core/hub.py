@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvcalc.core.fields import parse_json
 from kvcalc.errors import KVCalcError
 
 __all__ = [
@@ -371,8 +372,6 @@ def hub_file(spec: HubId | str, filename: str, *, timeout: float | None = None) 
 
 def fetch_config(spec: HubId | str, *, timeout: float | None = None) -> dict[str, Any]:
     """``config.json`` of a Hub id as a dict (see :func:`hub_file`)."""
-    from kvcalc.core.model import parse_json
-
     return parse_json(hub_file(spec, "config.json", timeout=timeout))
 
 

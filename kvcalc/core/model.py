@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,11 +10,9 @@ from typing import Any
 
 from kvcalc.core.config import from_mamba_ssm, is_mamba_ssm, parse_layers, text_config
 from kvcalc.core.dtypes import model_dtype_name
+from kvcalc.core.fields import MAX_JSON_BYTES, _check_depth, parse_json
 from kvcalc.core.layers import LayerSpec
 from kvcalc.errors import KVCalcError
-
-MAX_JSON_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -43,34 +40,6 @@ class Model:
         for layer in self.layers:
             out[layer.kind] = out.get(layer.kind, 0) + 1
         return out
-
-
-def _check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
-    """Reject pathologically nested JSON without recursion."""
-    stack = [(obj, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise KVCalcError(f"config: nested more than {limit} levels deep")
-        if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-
-
-def parse_json(text: str | bytes) -> dict[str, Any]:
-    """Parse config.json text with size and depth limits."""
-    if len(text) > MAX_JSON_BYTES:
-        raise KVCalcError(f"config: {len(text):,} bytes is too large for a config.json (limit 4 MiB)")
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise KVCalcError(f"config: nested more than {MAX_DEPTH} levels deep") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KVCalcError(f"config: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise KVCalcError(f"config: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _hub_spec(source: Any) -> str | None:
