@@ -174,7 +174,7 @@ def _find_gpu(log: VLLMLog, gpu: str | GPU | None) -> GPU | None:
 
 def _is_hybrid(model: Model) -> bool:
     leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
-    return any(hasattr(x, "vllm_state_bytes") for x in leaves) and any(x.paged for x in leaves)
+    return any(x.state for x in leaves) and any(x.paged for x in leaves)
 
 
 def _draft_layers(log: VLLMLog, model: Model | None) -> int:

@@ -231,7 +231,7 @@ def _check_tp(model: Model, tp: int) -> None:
 def _is_hybrid(model: Model) -> bool:
     """A model with both paged attention and a recurrent state (Mamba, gated delta net, …)."""
     leaves = [leaf for layer in model.layers for leaf in layer.leaves()]
-    return any(hasattr(x, "vllm_state_bytes") for x in leaves) and any(x.paged for x in leaves)
+    return any(x.state for x in leaves) and any(x.paged for x in leaves)
 
 
 def _speculative(model: Model, value: object) -> tuple[str | None, int]:
