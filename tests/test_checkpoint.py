@@ -327,3 +327,36 @@ def test_calculate_memory_uses_the_checkpoint(fp8_folder: Path) -> None:
     assert any(n == "weights: count_params × bf16 (config.json)" for n in bf16.notes)
     none = compat.calculate_memory(str(fp8_folder), precision="fp8", checkpoint=None)
     assert any("(config.json)" in n for n in none.notes)
+
+
+def test_offline_reads_shards_transformers_downloaded(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE=1 and the shards in the Hub cache (huggingface_hub's layout, written here by hand as
+    from_pretrained leaves it): the headers are read from the cached files, no server at all."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = env / "hub-cache" / "models--synthetic--tiny-fp8-block"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    shards = fp8_shards()
+    for i, (name, tensors) in enumerate(zip(SHARD_NAMES, shards, strict=True)):
+        blob = repo / "blobs" / f"{i:064x}"
+        write_safetensors(blob, tensors)
+        (snapshot / name).symlink_to(f"../../blobs/{blob.name}")
+    weight_map = {t: name for name, s in zip(SHARD_NAMES, shards, strict=True) for t in s}
+    (repo / "blobs" / "index").write_bytes(index_json(weight_map, 0))
+    (snapshot / "model.safetensors.index.json").symlink_to("../../blobs/index")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # never asked
+    ck = checkpoint.load_checkpoint(FP8_ID)
+    assert (ck.total_bytes, ck.parameters, ck.scale_bytes) == (2_341_712, 1_828_096, 336)
+
+
+def test_recommend_reads_the_checkpoint(fp8_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kvcalc.cli.main import main
+
+    assert main(["recommend", str(fp8_folder), "--gpus", "h100", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["weights_source"].startswith("checkpoint: local folder")
+    assert row["weights_bytes"] == 2_341_712 + VOCAB_PADDING_BYTES
