@@ -57,7 +57,7 @@ def test_plan_names_the_release_and_applies_its_defaults() -> None:
         round(0.71 * GIB),
     )
     assert (old.vllm_version, old.gpu_memory_utilization, old.cudagraph_bytes) == ("0.8", 0.9, 0)
-    assert any("models vLLM 0.28" in n for n in new.notes)
+    assert any("models vLLM 0.28+ releases" in n for n in new.notes)
     eager = plan(m, gpu="h100", max_model_len=16_000, enforce_eager=True)
     assert eager.cudagraph_bytes == 0 and eager.kv_budget_bytes == new.kv_budget_bytes + new.cudagraph_bytes
 

@@ -289,7 +289,9 @@ def _vllm_span(name: str) -> str:
 
 def _plan_text(pl: Any) -> str:
     where = f"{pl.num_gpus} × {pl.gpu_name}" + (
-        f" (tp {pl.tensor_parallel_size}" + (f", {pl.replicas} replicas)" if pl.replicas > 1 else ")")
+        f" (tp {pl.tensor_parallel_size}"
+        + (f", pp {pl.pipeline_parallel_size}" if getattr(pl, "pipeline_parallel_size", 1) > 1 else "")
+        + (f", {pl.replicas} replicas)" if pl.replicas > 1 else ")")
         if pl.num_gpus > 1
         else ""
     )

@@ -625,7 +625,7 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
         if v.cudagraph_in_budget
         else "CUDA graphs captured after sizing"
     )
-    out.append(f"models vLLM {v.name} (≥ {v.name}): {graphs}; gpu_memory_utilization default "
+    out.append(f"models vLLM {v.span} releases: {graphs}; gpu_memory_utilization default "
                f"{v.default_gpu_memory_utilization}; see docs/vllm_versions.md")  # fmt: skip
     if _is_hybrid(model):
         out.append(f"hybrid model: prefix caching {'on' if a.enable_prefix_caching else 'off'} "
