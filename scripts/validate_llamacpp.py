@@ -46,6 +46,8 @@ BUILD = CACHE / "build"
 PROBE_SRC = ROOT / "scripts" / "llamacpp_probe.cpp"
 PROBE_BIN = CACHE / "llamacpp_probe"
 OUT = ROOT / "docs" / "llamacpp_validation.json"
+#: GGUF headers (metadata + tensor infos, no tensor data) of the converted models, for tests/test_gguf.py
+HEADERS = ROOT / "tests" / "data" / "llamacpp_gguf"
 
 N_BATCH, N_UBATCH = 2048, 512  # llama.cpp tools' defaults (common/common.h)
 
@@ -161,6 +163,13 @@ def _attn_tiny(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _qwen2_tiny(cfg: dict[str, Any]) -> dict[str, Any]:
+    """qwen2.cpp sizes attn_q as n_embd × n_embd: hidden = query heads · head_dim (= KV heads · head_dim)."""
+    cfg = _attn_tiny(cfg)
+    cfg["hidden_size"] = cfg["num_attention_heads"] * cfg["head_dim"]
+    return cfg
+
+
 def _moe_tiny(cfg: dict[str, Any], experts_key: str, topk_key: str) -> dict[str, Any]:
     cfg = _attn_tiny(cfg)
     cfg[experts_key] = 4
@@ -230,7 +239,7 @@ class Case:
 CASES = [
     Case("meta-llama/Llama-3.1-8B", _attn_tiny, (4096, 32768, 131072)),
     Case("meta-llama/Llama-3.1-70B", _attn_tiny, (8192, 32768)),
-    Case("Qwen/Qwen2.5-7B-Instruct", _attn_tiny),
+    Case("Qwen/Qwen2.5-7B-Instruct", _qwen2_tiny),
     Case("Qwen/Qwen3-8B", _attn_tiny),
     Case("Qwen/Qwen3-30B-A3B", lambda c: _moe_tiny(c, "num_experts", "num_experts_per_tok")),
     Case("mistralai/Mistral-7B-v0.1", _attn_tiny, (4096, 16384)),
@@ -259,8 +268,8 @@ def make_gguf(case: Case) -> Path:
             "model.save_pretrained(sys.argv[2])\n"
         )
         tiny = case.shrink(_real(case.model))
-        tiny.pop("architectures", None)
-        tiny.pop("auto_map", None)
+        for key in ("architectures", "auto_map", "pad_token_id", "bos_token_id", "eos_token_id"):
+            tiny.pop(key, None)  # token ids beyond the tiny vocabulary
         run(["nice", "-n", "10", sys.executable, "-c", code, json.dumps(tiny), str(hf_dir)])
     gguf_path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = (
@@ -293,10 +302,23 @@ def make_gguf(case: Case) -> Path:
             str(gguf_path),
             "--outtype",
             "f16",
+            "--no-mtp",  # Qwen3-Next: no MTP head (its converter insists on one otherwise)
         ],
         stdout=subprocess.DEVNULL,
     )
     return gguf_path
+
+
+def save_header(case: Case, gguf_path: Path) -> None:
+    """Keep the converted file's header (what kvcalc.core.gguf reads) for the tests."""
+    sys.path.insert(0, str(ROOT))
+    from kvcalc.core.gguf import read_file
+
+    g = read_file(gguf_path)
+    HEADERS.mkdir(parents=True, exist_ok=True)
+    with gguf_path.open("rb") as fh:
+        header = fh.read(g.data_offset)
+    (HEADERS / f"{case.model.replace('/', '--')}.gguf").write_bytes(header)
 
 
 # ---------------------------------------------------------------- settings and parsing
@@ -412,6 +434,7 @@ def parse_case(lines: list[str]) -> dict[str, Any]:
             context, model, compute = (int(x) for x in line.split()[3:6])
             out["context_bytes"] = (out["context_bytes"] or 0) + context
             out["compute_bytes"] = out.get("compute_bytes", 0) + compute
+            out["model_bytes"] = out.get("model_bytes", 0) + model
         elif line.startswith("@@END"):
             out["ok"] = line.split()[2] == "ok"
             if not out["ok"]:
@@ -472,7 +495,7 @@ def main() -> None:
         {
             "llama_cpp": f"ggml-org/llama.cpp {LLAMA_CPP_COMMIT} "
             f"(llama-cpp-python {SDIST_VERSION} sdist, CPU build)",
-            "method": __doc__.split("\n\n")[1].replace("\n", " ").strip(),
+            "method": " ".join(p.replace("\n", " ").strip() for p in __doc__.split("\n\n")[1:4]),
             "byte_fields": "context_bytes: exact bytes of the memory module's buffers "
             "(llama_get_memory_breakdown); *_mib: llama.cpp's own log, 2 decimals",
         }
@@ -490,6 +513,7 @@ def main() -> None:
             models[case.model] = entry
             print(case.model, "FAILED", e, flush=True)
             continue
+        save_header(case, gguf_path)
         tiny = case.shrink(_real(case.model))
         entry["tiny_overrides"] = {k: v for k, v in tiny.items() if _real(case.model).get(k) != v}
         rows = probe(gguf_path, settings_for(case, alloc=False), alloc=False)
@@ -501,6 +525,72 @@ def main() -> None:
         print(f"{case.model}: {ok}/{len(rows)} contexts created, {time.time() - t0:.0f} s", flush=True)
         OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
     OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    write_markdown(doc)
+
+
+def write_markdown(doc: dict[str, Any]) -> None:
+    """docs/llamacpp_validation.md: per model, what was run and kvcalc against llama.cpp."""
+    sys.path.insert(0, str(ROOT))
+    from kvcalc.core.model import load_model
+    from kvcalc.engines import llamacpp as L
+    from kvcalc.errors import KVCalcError
+
+    lines = [
+        "# llama.cpp validation",
+        "",
+        f"Measured with {doc['llama_cpp']} by `scripts/validate_llamacpp.py`; raw rows in "
+        "`docs/llamacpp_validation.json`, checked by `tests/test_llamacpp.py`.",
+        "",
+        doc["method"],
+        "",
+        "| model | contexts (-c) | rows | created | refused by llama.cpp | kvcalc exact | refusals matched |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    examples = []
+    for name, entry in doc["models"].items():
+        rows = entry.get("rows", [])
+        if not rows:
+            lines.append(f"| {name} | – | 0 | 0 | 0 | – | – |  failed: {entry.get('error', '')} |")
+            continue
+        model = load_model(ROOT / entry["config"])
+        exact = matched = 0
+        for r in rows:
+            st = r["settings"]
+            s = L.Settings(
+                n_ctx=st["n_ctx"],
+                n_parallel=st["n_seq_max"],
+                kv_unified=st["kv_unified"],
+                type_k=st["type_k"],
+                type_v=st["type_v"],
+                flash_attn=st["flash_attn"],
+                swa_full=st["swa_full"],
+                n_batch=st["n_batch"],
+                n_ubatch=st["n_ubatch"],
+            )
+            try:
+                mem = L.memory(model, s)
+            except KVCalcError as exc:
+                matched += not r["ok"] and r["error"].rsplit(": ", 1)[-1] in str(exc)
+                continue
+            logs = [c["log"] for c in r["caches"]]
+            exact += r["ok"] and mem.bytes == r["context_bytes"] and [c.log for c in mem.caches] == logs
+        ok = sum(r["ok"] for r in rows)
+        ctxs = sorted({r["settings"]["n_ctx"] for r in rows})
+        lines.append(
+            f"| {name} | {', '.join(map(str, ctxs))} | {len(rows)} | {ok} | {len(rows) - ok} | "
+            f"{exact}/{ok} | {matched}/{len(rows) - ok} |"
+        )
+        first = next((r for r in rows if r["ok"] and r["settings"]["n_seq_max"] == 4), None)
+        if first:
+            st = first["settings"]
+            flags = (
+                f"-c {st['n_ctx']} -np 4{' -kvu' if st['kv_unified'] else ''} -ctk {st['type_k']} "
+                f"-ctv {st['type_v']} -fa {st['flash_attn']}"
+            )
+            examples += [f"{name} `{flags}`: {first['context_bytes']:,} bytes", "```"]
+            examples += [c["log"] for c in first["caches"]] + ["```", ""]
+    lines += ["", "## Examples (llama.cpp's own lines; kvcalc prints the same)", ""] + examples
+    (ROOT / "docs" / "llamacpp_validation.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

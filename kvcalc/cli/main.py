@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import kvcalc
+from kvcalc.cli import llamacpp as llamacpp_cli
 from kvcalc.cli import trtllm as trtllm_cli
 from kvcalc.cli.common import (
     TOKENS_HELP,
@@ -43,7 +44,7 @@ from kvcalc.errors import KVCalcError
 __all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
 
 #: engines ``kvcalc kv --engine`` accepts (TensorRT-LLM has its own report: kvcalc.cli.trtllm)
-_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, "trtllm")))
+_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, "trtllm", llamacpp_cli.ENGINE)))
 
 
 def _tokens_label(n: int) -> str:
@@ -58,7 +59,7 @@ def _tokens_label(n: int) -> str:
 def _register_kv(sub: Any) -> None:
     p = sub.add_parser("kv", help="KV cache bytes of one model", description="KV cache (and state) bytes.")
     p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
-    p.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
+    p.add_argument("--seq-len", type=_tokens, help=TOKENS_HELP + " (required, except with -c for llama.cpp)")
     p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
     p.add_argument(
         "--kv-dtype",
@@ -76,11 +77,16 @@ def _register_kv(sub: Any) -> None:
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
     trtllm_cli.add_kv_options(p)
+    llamacpp_cli.add_kv_options(p)
     _add_json(p)
     p.set_defaults(func=_run_kv)
 
 
 def _run_kv(args: argparse.Namespace) -> int:
+    if args.engine == llamacpp_cli.ENGINE:
+        return llamacpp_cli.run_kv(args)
+    if args.seq_len is None:
+        raise KVCalcError("the following arguments are required: --seq-len")
     if args.engine == "trtllm":
         return trtllm_cli.run_kv(args)
     model = resolve_model(args.model)
@@ -242,7 +248,10 @@ def _register_plan(sub: Any) -> None:
     p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
     p.add_argument("--gpu", help="GPU name, e.g. H100, H200, B200, A100-80GB, L40S, 4090, MI300X")
     p.add_argument(
-        "--engine", default="vllm", choices=("vllm", "trtllm"), help="serving engine (default vllm)"
+        "--engine",
+        default="vllm",
+        choices=("vllm", "trtllm", llamacpp_cli.ENGINE),
+        help="serving engine (default vllm)",
     )
     p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
     p.add_argument("--num-gpus", type=_positive, help="GPUs in total (default tp × pp × dp)")
@@ -255,6 +264,7 @@ def _register_plan(sub: Any) -> None:
     )
     _plan_options(p)
     trtllm_cli.add_plan_options(p)
+    llamacpp_cli.add_plan_options(p)
     p.set_defaults(func=_run_plan)
 
 
@@ -263,6 +273,8 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     if args.engine == "trtllm":
         return trtllm_cli.run_plan(args)
+    if args.engine == llamacpp_cli.ENGINE:
+        return llamacpp_cli.run_plan(args)
     if not args.gpu:
         raise KVCalcError("gpu: --gpu is required with --engine vllm")
     model = resolve_model(args.model)
@@ -393,7 +405,7 @@ def _run_recommend(args: argparse.Namespace) -> int:
 def _register_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="KV cache of several models side by side")
     p.add_argument("models", nargs="+", help="preloaded names, config.json paths, or Hugging Face ids")
-    p.add_argument("--seq-len", type=_tokens, required=True, help=TOKENS_HELP)
+    p.add_argument("--seq-len", type=_tokens, help=TOKENS_HELP + " (required, except with -c for llama.cpp)")
     p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
     p.add_argument("--kv-dtype", default="auto", help="cache dtype (default auto = each model's dtype)")
     p.add_argument("--engine", default="ideal", choices=kvcalc.ENGINES, help="accounting (default ideal)")

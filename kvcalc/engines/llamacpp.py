@@ -25,10 +25,12 @@ in that build are refused, never guessed.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kvcalc.core.fields import LIMITS, check_int
+from kvcalc.core.gguf import GGUF
 from kvcalc.core.layers import (
     MLA,
     ChunkedAttention,
@@ -311,7 +313,8 @@ def geometry(model: Model) -> Geometry:
     is_mla = any(isinstance(x.leaves()[0], MLA) for x in model.layers)
     return Geometry(
         n_layer=len(model.layers),
-        n_ctx_train=model.max_position_embeddings or 0,
+        # the Mamba converters write context_length 2**20 ("arbitrary value; for those who use the default")
+        n_ctx_train=2**20 if arch in RECURRENT_ARCHS else model.max_position_embeddings or 0,
         kv_layers=tuple(kv),
         recurrent_layers=tuple(rec),
         is_mla=is_mla,
@@ -321,10 +324,73 @@ def geometry(model: Model) -> Geometry:
     )
 
 
+# ------------------------------------------------------------------------- geometry from a GGUF header
+
+#: GGUF architectures whose SWA layers llama.cpp keeps in a separate cache: default pattern
+#: (``set_swa_pattern(n)``: layer il slides when il % n < n − 1) and a fixed n_swa (0: from the file).
+_SWA_GGUF = {"gpt-oss": (2, 0), "gemma2": (2, 0), "gemma3": (6, 0), "cohere2": (4, 0), "llama4": (4, 8192)}
+_RECURRENT_GGUF = {"mamba", "mamba2"}
+
+
+def _per_layer(value: Any, n_layer: int, key: str) -> list[int]:
+    if isinstance(value, list):
+        if len(value) < n_layer:
+            raise KVCalcError(f"{key}: {len(value)} entries for {n_layer} layers")
+        return [int(v) for v in value[:n_layer]]
+    return [int(value)] * n_layer
+
+
+def gguf_geometry(g: GGUF) -> Geometry:
+    """llama.cpp hparams for its memory module, from the metadata alone (``llama_model::load_hparams``)."""
+    arch = g.architecture
+    n_layer = g.get("block_count")
+    if not isinstance(n_layer, int) or n_layer <= 0:
+        raise KVCalcError(f"{arch}.block_count: missing or not a positive integer")
+    n_ctx_train = int(g.get("context_length", 0) or 0)
+    if arch in _RECURRENT_GGUF:
+        d_conv, d_inner = int(g.get("ssm.conv_kernel", 0)), int(g.get("ssm.inner_size", 0))
+        d_state, n_group = int(g.get("ssm.state_size", 0)), int(g.get("ssm.group_count", 0))
+        r = (d_conv - 1 if d_conv else 0) * (d_inner + 2 * n_group * d_state)
+        rec = tuple(RecurrentLayer(il, r, d_state * d_inner) for il in range(n_layer))
+        return Geometry(n_layer=n_layer, n_ctx_train=n_ctx_train, kv_layers=(), recurrent_layers=rec)
+    if g.get("ssm.inner_size") is not None:
+        raise KVCalcError(
+            f"general.architecture: hybrid {arch!r} GGUFs are not modelled yet; use its config.json"
+        )
+    n_head = _per_layer(g.get("attention.head_count", 0), n_layer, f"{arch}.attention.head_count")
+    kv_raw = g.get("attention.head_count_kv")
+    n_head_kv = _per_layer(
+        kv_raw if kv_raw is not None else n_head, n_layer, f"{arch}.attention.head_count_kv"
+    )
+    n_embd = int(g.get("embedding_length", 0) or 0)
+    default_head = n_embd // n_head[0] if n_head[0] else 0
+    head_k = int(g.get("attention.key_length", default_head))
+    head_v = int(g.get("attention.value_length", default_head))
+    is_mla = g.get("attention.key_length_mla") is not None
+    if g.get("attention.indexer.head_count") is not None:
+        raise KVCalcError(f"{arch}: the sparse-attention indexer cache is not modelled")
+    swa = [False] * n_layer
+    n_swa = 0
+    window = int(g.get("attention.sliding_window", 0) or 0)
+    if arch in _SWA_GGUF and window:
+        pattern, fixed = _SWA_GGUF[arch]
+        given = g.get("attention.sliding_window_pattern")
+        if isinstance(given, list):
+            swa = [bool(x) for x in given[:n_layer]]
+        else:
+            n = int(given) if isinstance(given, int) else pattern
+            swa = [n == 0 or il % n < n - 1 for il in range(n_layer)]
+        n_swa = fixed or window
+    kv = tuple(
+        KVLayer(il, head_k, head_v, n_head_kv[il], swa=swa[il]) for il in range(n_layer) if n_head_kv[il]
+    )
+    return Geometry(n_layer=n_layer, n_ctx_train=n_ctx_train, kv_layers=kv, is_mla=is_mla, n_swa=n_swa)
+
+
 # ------------------------------------------------------------------------- llama_init_from_model
 
 
-def check(g: Geometry, s: Settings) -> bool:
+def refusals(g: Geometry, s: Settings) -> bool:
     """The refusals of ``llama_init_from_model`` / ``llama_context``, in llama.cpp's words.
 
     Returns whether flash attention is on when the memory is created (``-fa auto`` is: quantized V
@@ -373,7 +439,7 @@ class Context:
 
 def context(g: Geometry, s: Settings) -> Context:
     """n_ctx (0 → training), batch clamps, pad to 256, per-stream ``n_ctx_seq`` (llama-context.cpp)."""
-    fa = check(g, s)
+    fa = refusals(g, s)
     n_ctx = s.n_ctx or g.n_ctx_train
     n_batch = min(n_ctx, s.n_batch)  # causal attention: batch limited by the (unpadded) context
     n_ubatch = min(n_batch, s.n_ubatch or n_batch)
@@ -409,12 +475,19 @@ class Cache:
     v_bytes: int = 0
     r_bytes: int = 0
     s_bytes: int = 0
-    tensors: tuple[int, ...] = field(default=(), repr=False)
+    tensors: tuple[tuple[int, int], ...] = field(default=(), repr=False)  # (layer index, tensor bytes)
     alignment: int = CPU_ALIGNMENT
 
     @property
     def bytes(self) -> int:
-        return sum(_pad(t, self.alignment) for t in self.tensors)
+        return sum(_pad(t, self.alignment) for _, t in self.tensors)
+
+    def layer_bytes(self, n_layer: int) -> list[int]:
+        """This cache's buffer bytes per model layer (each tensor padded to the alignment)."""
+        out = [0] * n_layer
+        for il, t in self.tensors:
+            out[il] += _pad(t, self.alignment)
+        return out
 
     @property
     def log(self) -> str:
@@ -456,16 +529,16 @@ def kv_cache(
     Without flash attention V is transposed and every layer's V is as wide as the widest
     (``n_embd_v_gqa_max``, [TAG_V_CACHE_VARIABLE]).
     """
-    tensors: list[int] = []
+    tensors: list[tuple[int, int]] = []
     k_total = v_total = 0
     for x in layers:
         k = row_size(s.type_k, x.n_embd_k) * cells * ctx.n_stream
-        tensors.append(k)
+        tensors.append((x.il, k))
         k_total += k
         if not g.is_mla:
             n_embd_v = x.n_embd_v if ctx.flash_attn else g.n_embd_v_gqa_max
             v = row_size(s.type_v, n_embd_v) * cells * ctx.n_stream
-            tensors.append(v)
+            tensors.append((x.il, v))
             v_total += v
     return Cache(
         role,
@@ -489,11 +562,11 @@ def recurrent_cache(g: Geometry, ctx: Context, alignment: int) -> Cache:
     recurrent ones.
     """
     rows = max(1, ctx.n_seq_max)
-    tensors: list[int] = []
+    tensors: list[tuple[int, int]] = []
     r_total = s_total = 0
     for x in g.recurrent_layers:
         r, s = 4 * x.n_embd_r * rows, 4 * x.n_embd_s * rows
-        tensors += [r, s]
+        tensors += [(x.il, r), (x.il, s)]
         r_total += r
         s_total += s
     return Cache(
@@ -519,10 +592,19 @@ class Memory:
     caches: tuple[Cache, ...]
     notes: tuple[str, ...] = ()
 
+    n_layer: int = 0
+
     @property
     def bytes(self) -> int:
         """Sum of the buffers (what ``llama_get_memory_breakdown`` reports as context memory)."""
         return sum(c.bytes for c in self.caches)
+
+    def layer_bytes(self) -> list[int]:
+        """Bytes per model layer over all caches (sums to :attr:`bytes`)."""
+        out = [0] * self.n_layer
+        for c in self.caches:
+            out = [a + b for a, b in zip(out, c.layer_bytes(self.n_layer), strict=True)]
+        return out
 
     def log(self) -> list[str]:
         """The lines llama.cpp prints, in order (including the iswa cell counts)."""
@@ -555,9 +637,14 @@ class Memory:
 
 
 def memory(
-    model: Model | Geometry, settings: Settings | None = None, *, alignment: int = CPU_ALIGNMENT
+    model: Model | Geometry | GGUF, settings: Settings | None = None, *, alignment: int = CPU_ALIGNMENT
 ) -> Memory:
-    """What ``llama_init_from_model`` allocates in its memory module for ``settings`` (``create_memory``)."""
+    """What ``llama_init_from_model`` allocates in its memory module for ``settings`` (``create_memory``).
+
+    ``model``: a kvcalc Model (config.json), a GGUF header (:mod:`kvcalc.core.gguf`) or a Geometry.
+    """
+    if isinstance(model, GGUF):
+        model = gguf_geometry(model)
     g = model if isinstance(model, Geometry) else geometry(model)
     s = (settings or Settings()).checked()
     ctx = context(g, s)
@@ -579,9 +666,83 @@ def memory(
         caches.append(kv_cache(g, g.kv_layers, role, ctx.n_ctx_seq, ctx, s, alignment))
     if g.recurrent_layers:
         caches.append(recurrent_cache(g, ctx, alignment))
-    return Memory(ctx, tuple(caches), g.notes)
+    return Memory(ctx, tuple(caches), g.notes, g.n_layer)
 
 
-def kv_cache_bytes(model: Model, n_ctx: int = 4096, **kw: object) -> int:
+# ------------------------------------------------------------------------- kvcalc's engine interface
+
+NAME = "llama.cpp"
+#: llama.cpp's own settings beyond the common request (seq_len → ``-c``, batch_size → ``-np``,
+#: kv_dtype → ``-ctk``/``-ctv`` unless ``type_k``/``type_v`` are given).
+OPTIONS: dict[str, object] = {
+    "kv_unified": False,
+    "type_k": None,
+    "type_v": None,
+    "flash_attn": "auto",
+    "swa_full": False,
+    "n_batch": N_BATCH,
+    "n_ubatch": N_UBATCH,
+}
+#: kvcalc dtype names → ggml type names ("auto" = llama.cpp's default f16).
+_DTYPE_ALIASES = {
+    "auto": "f16",
+    "fp16": "f16",
+    "float16": "f16",
+    "fp32": "f32",
+    "float32": "f32",
+    "bfloat16": "bf16",
+}
+
+
+def check_options(options: Mapping[str, object]) -> None:
+    """Validate this engine's options where they are given."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise KVCalcError(f"{unknown[0]}: not a llama.cpp option (known: {', '.join(OPTIONS)})")
+    Settings(**_settings_kw(0, 1, "f16", options)).checked()
+
+
+def _settings_kw(n_ctx: int, n_parallel: int, kv_dtype: str, options: Mapping[str, object]) -> dict[str, Any]:
+    opts = {**OPTIONS, **options}
+    t = _DTYPE_ALIASES.get(str(kv_dtype).strip().lower(), str(kv_dtype).strip().lower())
+    return {
+        "n_ctx": n_ctx,
+        "n_parallel": n_parallel,
+        "kv_unified": opts["kv_unified"],
+        "type_k": opts["type_k"] or t,
+        "type_v": opts["type_v"] or t,
+        "flash_attn": opts["flash_attn"],
+        "swa_full": opts["swa_full"],
+        "n_batch": opts["n_batch"],
+        "n_ubatch": opts["n_ubatch"],
+    }
+
+
+def settings_of(req: object) -> Settings:
+    """A kvcalc request (seq_len, batch_size, kv_dtype, tensor_parallel_size, options) as llama.cpp flags."""
+    if getattr(req, "tensor_parallel_size", 1) != 1:
+        raise KVCalcError(
+            "tensor_parallel_size: llama.cpp splits layers, not heads; kvcalc models one device: use 1"
+        )
+    kw = _settings_kw(
+        req.seq_len,
+        req.batch_size,
+        req.kv_dtype,
+        getattr(req, "options", {}) or {},  # type: ignore[attr-defined]
+    )
+    return Settings(**kw)
+
+
+def check(model: Model, req: object) -> None:
+    """Refuse what llama.cpp refuses (in its words) or kvcalc does not model."""
+    memory(model, settings_of(req))
+
+
+def layer_bytes(model: Model, req: object) -> list[int]:
+    """Bytes per decoder layer in llama.cpp's memory module (seq_len = ``-c``, batch_size = ``-np``)."""
+    return memory(model, settings_of(req)).layer_bytes()
+
+
+def kv_cache_bytes(model: Model, n_ctx: int = 0, **kw: object) -> int:
     """Bytes llama.cpp's memory module allocates (K + V of every cache + recurrent state)."""
     return memory(model, Settings(n_ctx=n_ctx, **kw)).bytes  # type: ignore[arg-type]
