@@ -399,36 +399,8 @@ def parse_case(lines: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"caches": caches, "context_bytes": None}
     errors: list[str] = []
     for line in lines:
-        if m := KV_LINE.search(line):
-            caches.append(
-                {
-                    "log": m.group(0),
-                    "kind": "kv",
-                    "size_mib": m["size"],
-                    "cells": int(m["cells"]),
-                    "layers": int(m["layers"]),
-                    "seqs": int(m["seqs"]),
-                    "streams": int(m["streams"]),
-                    "type_k": m["tk"],
-                    "k_mib": m["k"],
-                    "type_v": m["tv"],
-                    "v_mib": m["v"],
-                }
-            )
-        elif m := RS_LINE.search(line):
-            caches.append(
-                {
-                    "log": m.group(0),
-                    "kind": "recurrent",
-                    "size_mib": m["size"],
-                    "cells": int(m["cells"]),
-                    "layers": int(m["layers"]),
-                    "seqs": int(m["seqs"]),
-                    "r_mib": m["r"],
-                    "s_mib": m["s"],
-                    "p_mib": m["p"],
-                }
-            )
+        if m := KV_LINE.search(line) or RS_LINE.search(line):
+            caches.append({"log": m.group(0), "cells": int(m["cells"]), "layers": int(m["layers"])})
         elif line.startswith("@@N_CTX"):
             _, _, n_ctx, n_ctx_seq = line.split()
             out["n_ctx"], out["n_ctx_seq"] = int(n_ctx), int(n_ctx_seq)
@@ -497,9 +469,10 @@ def main() -> None:
         {
             "llama_cpp": f"ggml-org/llama.cpp {LLAMA_CPP_COMMIT} "
             f"(llama-cpp-python {SDIST_VERSION} sdist, CPU build)",
-            "method": " ".join(p.replace("\n", " ").strip() for p in __doc__.split("\n\n")[1:4]),
+            "method": " ".join(" ".join(p.split()) for p in __doc__.split("\n\n")[1:4]),
             "byte_fields": "context_bytes: exact bytes of the memory module's buffers "
-            "(llama_get_memory_breakdown); *_mib: llama.cpp's own log, 2 decimals",
+            "(llama_get_memory_breakdown); caches[].log: llama.cpp's own line; model_bytes / compute_bytes: "
+            "its weight and CPU compute buffers",
         }
     )
     models = doc.setdefault("models", {})
@@ -525,9 +498,22 @@ def main() -> None:
         models[case.model] = entry
         ok = sum(r.get("ok", False) for r in rows)
         print(f"{case.model}: {ok}/{len(rows)} contexts created, {time.time() - t0:.0f} s", flush=True)
-        OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
-    OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+        OUT.write_text(dump(doc))
+    OUT.write_text(dump(doc))
     write_markdown(doc)
+
+
+def dump(doc: dict[str, Any]) -> str:
+    """The JSON with one row per line (readable diffs, a third of the indented size)."""
+    head = {k: v for k, v in doc.items() if k != "models"}
+    parts = [json.dumps(head, indent=1)[:-2] + ',\n "models": {']
+    models = []
+    for name, entry in doc["models"].items():
+        meta = {k: v for k, v in entry.items() if k != "rows"}
+        rows = ",\n".join("   " + json.dumps(r, separators=(",", ":")) for r in entry.get("rows", []))
+        body = json.dumps(meta)[:-1] + (', "rows": [\n' + rows + "\n  ]}" if rows else "}")
+        models.append(f"  {json.dumps(name)}: {body}")
+    return parts[0] + "\n" + ",\n".join(models) + "\n }\n}\n"
 
 
 def write_markdown(doc: dict[str, Any]) -> None:

@@ -103,3 +103,23 @@ def test_cli_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["machine"] == "Apple M3 Max 64GB" and d["gpu_budget_bytes"] == [48 * (1 << 30) - P.FIT_MARGIN]
     assert main([*argv[:5], "m9-max-64gb", "--quant", "Q4_K_M"]) == 2
     assert "not a known Mac" in capsys.readouterr().err
+
+
+def test_cli_plan_one_gpu_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from kvcalc.cli.main import main
+
+    argv = [
+        "plan",
+        "Llama-3.1-8B",
+        "--engine",
+        "llama.cpp",
+        "--gpu",
+        "4090",
+        "--quant",
+        "Q4_K_M",
+        "-c",
+        "32k",
+    ]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert len(d["gpu_bytes"]) == 1 and d["all_on_gpu"] and d["kv_bytes"] == 4 * (1 << 30)

@@ -174,7 +174,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.machine:
         machine = P.get_machine(args.machine, wired_limit_mb=args.wired_limit_mb)
     elif args.gpu or args.vram_gib:
-        machine = P.gpu_machine(args.gpu, args.num_gpus, args.ram_gb, args.vram_gib)
+        machine = P.gpu_machine(args.gpu, args.num_gpus or 1, args.ram_gb, args.vram_gib)
     else:
         raise KVCalcError("gpu: give --gpu NAME [--num-gpus N] or --machine (a Mac, e.g. m3-max-64gb)")
     pl = P.plan(model, machine, settings(args), quant=args.quant, gguf=header,
