@@ -360,3 +360,12 @@ def test_recommend_reads_the_checkpoint(fp8_folder: Path, capsys: pytest.Capture
     (row,) = json.loads(capsys.readouterr().out)
     assert row["weights_source"].startswith("checkpoint: local folder")
     assert row["weights_bytes"] == 2_341_712 + VOCAB_PADDING_BYTES
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "a/../../b.safetensors", 7])
+def test_index_with_bad_shard_names(tmp_path: Path, shard: object) -> None:
+    folder = tmp_path / "bad-index"
+    folder.mkdir()
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
+    with pytest.raises(KVCalcError, match="weight_map holds bad file names"):
+        checkpoint.from_folder(folder)

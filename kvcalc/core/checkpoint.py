@@ -296,7 +296,8 @@ def _shards(index_text: bytes, source: str) -> list[str]:
     if not isinstance(weight_map, Mapping) or not weight_map:
         raise KVCalcError(f"checkpoint: {source}: {INDEX} has no weight_map")
     files = sorted({f for f in weight_map.values() if isinstance(f, str)})
-    if len(files) != len(set(weight_map.values())) or any("/" in f and ".." in f for f in files):
+    bad = [f for f in files if f.startswith(("/", "\\")) or ".." in f.replace("\\", "/").split("/")]
+    if len(files) != len(set(weight_map.values())) or bad:
         raise KVCalcError(f"checkpoint: {source}: {INDEX} weight_map holds bad file names")
     return files
 
