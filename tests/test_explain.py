@@ -46,8 +46,8 @@ EXPECTED = {
     "015-llama-3.1-8b-rtx3090-v0-20k": (0, {"blocks": EXACT, "concurrency": EXACT}),
     "016-llama-3.1-8b-rtx3090-v0-29k": (0, {"blocks": EXACT, "concurrency": EXACT, "max_tokens": EXACT}),
     "017-deepseek-v2-lite-mla-tp1": (0, {"needed": EXACT}),
-    "018-gpt-oss-20b-h100-tp1": (1, {}),  # mxfp4 weights: vLLM's kernels pad the experts
-    "019-gpt-oss-120b-h100-tp1": (1, {}),
+    "018-gpt-oss-20b-h100-tp1": (0, {}),  # mxfp4 weights with vLLM's expert padding: within range
+    "019-gpt-oss-120b-h100-tp1": (1, {}),  # the row adds up only at utilization 0.95, not its 0.9
     "020-llama-3.3-70b-fp8-h100-tp2": (0, {}),
     "021-llama-3.1-8b-h100-tp1": (0, {}),
     "022-qwen3-0.6b-h100-tp1": (0, {}),

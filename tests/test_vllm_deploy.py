@@ -11,6 +11,7 @@ import pytest
 
 from kvcalc import KVCalcError
 from kvcalc.core.catalog import load_catalog
+from kvcalc.core.params import weight_bytes
 from kvcalc.deploy import plan as plan_module
 from kvcalc.deploy.plan import plan
 from kvcalc.deploy.vllm_kv import kv_layout, pp_stage_layers, report
@@ -179,3 +180,17 @@ def test_constants_are_the_medians_of_the_published_fit() -> None:
     assert (round(min(graphs) * GIB), round(max(graphs) * GIB)) == plan_module.CUDAGRAPH_RANGE
     per_logit = [x["gib"] * GIB / (x["max_num_seqs"] * x["vocab"]) for x in fit["activation_bytes_per_logit"]]
     assert round(statistics.median(per_logit)) == plan_module.SAMPLER_BYTES_PER_LOGIT
+
+
+@pytest.mark.parametrize(("name", "logged"), [("gpt-oss-20b", 13.47), ("gpt-oss-120b", 64.38)])
+def test_mxfp4_expert_padding_matches_published_weights(name: str, logged: float) -> None:
+    """llm-d's H100 runs (v0.11.0) print 'Model loading took 13.47 / 64.38 GiB' for gpt-oss; the
+    checkpoint's own bytes are 0.65 / 3.61 GiB less: vLLM pads every expert's hidden dimension to 256."""
+    m = model(name)
+    pl = plan(m, gpu="h100", max_model_len=16_000, vllm_version="0.11")
+    padding = (
+        24 * 32 * 3 * 2880 * 192 * 17 // 32 if name == "gpt-oss-20b" else 36 * 128 * 3 * 2880 * 192 * 17 // 32
+    )
+    assert pl.weights_bytes == weight_bytes(m, vocab_padding=64).total + padding  # 0.63 / 3.79 GiB
+    assert abs(pl.weights_bytes / GIB - logged) < 0.2
+    assert any("mxfp4 expert padding" in n for n in pl.notes)

@@ -458,6 +458,26 @@ def _max_context(model: Model, a: _Args, budget: int, limit: int) -> int:
 # the plan
 
 
+#: vLLM's mxfp4 MoE weights on Hopper take more than the checkpoint: padding the hidden dimension of every
+#: expert matrix to a multiple of 256 (4.25 bits per element: e2m1 + an e8m0 scale per 32) reproduces the
+#: published H100 figures, gpt-oss-20b +0.63 GiB (logged +0.65) and gpt-oss-120b +3.79 GiB (logged +3.61)
+#: (bench/vllm_logs/018-019). An estimate, like every weight figure at tp > 1.
+MXFP4_PAD = 256
+
+
+def _mxfp4_padding(model: Model, w: WeightBytes, p: ParamCount, a: _Args) -> int:
+    """Extra bytes per GPU of vLLM's padded mxfp4 expert weights (see MXFP4_PAD)."""
+    if w.format != "mxfp4" or not p.num_experts:
+        return 0
+    text, prefix = text_config(model.config)
+    f = Fields(text, prefix)
+    hidden = f.int("hidden_size", default=0)
+    inter = f.int("moe_intermediate_size", "intermediate_size", default=0)
+    pad = -hidden % MXFP4_PAD
+    layers = sum(1 for layer in model.layers if layer.leaves())
+    return layers * p.num_experts * 3 * (inter // a.tp) * pad * 17 // 32
+
+
 def _stage_weights(w: WeightBytes, p: ParamCount, a: _Args, model: Model) -> int:
     """Weights on the binding GPU: a pipeline stage keeps 1/pp of the decoder layers plus the larger of
     the embeddings (first stage) and the lm_head (last stage); EAGLE / MTP draft layers add one decoder
@@ -466,7 +486,7 @@ def _stage_weights(w: WeightBytes, p: ParamCount, a: _Args, model: Model) -> int
     body = w.total - sum(edge)
     layers = max(1, len(model.layers))
     out = w.total if a.pp == 1 else math.ceil(body / a.pp) + max(edge)
-    return out + a.draft_layers * (body // layers)
+    return out + a.draft_layers * (body // layers) + math.ceil(_mxfp4_padding(model, w, p, a) / a.pp)
 
 
 def _overheads(model: Model, a: _Args, p: ParamCount) -> tuple[int, int, int]:
@@ -611,7 +631,8 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
     if p.towers:
         out.append(f"weights include the vision/audio tower ({p.towers:,} parameters)")
     if a.weight_dtype is None and p.num_experts and "mxfp4" in str(model.config.get("quantization_config")):
-        out.append("vLLM's mxfp4 MoE kernels may pad the expert width (gpt-oss-20b measured +0.65 GiB)")
+        out.append("weights include vLLM's mxfp4 expert padding (hidden dimension to a multiple of 256; "
+                   "estimate fitted to gpt-oss-20b +0.65 / gpt-oss-120b +3.61 GiB on H100)")
     if a.tp > 1:
         out.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
     if a.gpu.unified:
