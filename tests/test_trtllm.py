@@ -471,15 +471,17 @@ def test_engine_interface_layer_bytes() -> None:
 
 def _config_bytes_per_token(cfg: dict[str, object], tp: int) -> int:
     """TensorRT-LLM's formula on the raw config: MLA (kv_lora_rank + qk_rope_head_dim)·layers·2 B;
-    otherwise 2·ceil(num_key_value_heads / tp)·head_dim·layers·2 B (head_dim = hidden / heads when absent)."""
+    otherwise 2·ceil(num_key_value_heads / tp)·head_dim·layers·2 B (head_dim = hidden / heads when absent;
+    GPT-2 names them n_layer / n_head / n_embd; Falcon's multi_query means one KV head)."""
     text = cfg.get("text_config") or cfg
     assert isinstance(text, dict)
-    layers = int(text["num_hidden_layers"])
+    layers = int(text.get("num_hidden_layers") or text["n_layer"])
     if text.get("kv_lora_rank"):
         return (int(text["kv_lora_rank"]) + int(text["qk_rope_head_dim"])) * layers * 2
-    heads = int(text["num_attention_heads"])
-    kv = int(text.get("num_key_value_heads") or heads)
-    head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // heads)
+    heads = int(text.get("num_attention_heads") or text["n_head"])
+    kv = 1 if text.get("multi_query") else int(text.get("num_key_value_heads") or heads)
+    hidden = int(text.get("hidden_size") or text["n_embd"])
+    head_dim = int(text.get("head_dim") or hidden // heads)
     return 2 * -(-kv // tp) * head_dim * layers * 2
 
 
@@ -500,8 +502,31 @@ def _supported_ids() -> list[str]:
 @pytest.mark.parametrize("tp", [1, 8])
 def test_bytes_per_token_from_raw_config(hf_id: str, tp: int) -> None:
     m = model(hf_id)
-    kv = hf_config(hf_id).get("num_key_value_heads")
-    if tp > 1 and isinstance(kv, int) and kv > tp and kv % tp:
-        pytest.skip(f"{tp} does not divide {kv} KV heads")
+    kv = {leaf.kv_heads for leaf in t.cache_layers(m)}.pop()
+    if kv > tp and kv % tp:
+        with pytest.raises(kvcalc.KVCalcError, match="tensor_parallel_size"):
+            t.layout(m, t.make_config(m, tensor_parallel_size=tp, max_seq_len=1 << 20))
+        return
     lay = t.layout(m, t.make_config(m, tensor_parallel_size=tp, max_seq_len=1 << 20))
     assert lay.bytes_per_token == _config_bytes_per_token(hf_config(hf_id), tp)
+
+
+def test_registered_engine() -> None:
+    """``kvcalc.kv_cache_bytes(..., engine="trtllm")``: bytes one request's blocks occupy per rank."""
+    m = model("meta-llama/Llama-3.1-8B")
+    assert "trtllm" in kvcalc.ENGINES
+    assert (
+        kvcalc.kv_cache_bytes(m, 1000, engine="trtllm", tensor_parallel_size=2) == 32 * 32 * LLAMA8_TOKEN // 2
+    )
+    assert kvcalc.kv_cache_bytes(m, 1000, engine="trtllm", kv_dtype="fp8", tokens_per_block=64) == 16 * 64 * (
+        LLAMA8_TOKEN // 2
+    )
+    kw = {"engine": "trtllm", "max_attention_window": OSS_WINDOWS, "phase": "generation"}
+    assert kvcalc.breakdown(GPT_OSS, 1000, **kw) == {
+        "sliding": 12 * 5 * 2048 * 32,
+        "full": 12 * 32 * 2048 * 32,
+    }
+    with pytest.raises(kvcalc.KVCalcError, match="phase"):
+        kvcalc.kv_cache_bytes(m, 1000, engine="trtllm", phase="decode")
+    with pytest.raises(kvcalc.KVCalcError, match="MambaHybridCacheManager"):
+        kvcalc.kv_cache_bytes(model("nvidia/Nemotron-H-56B-Base-8K"), 1000, engine="trtllm")

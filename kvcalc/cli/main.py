@@ -43,8 +43,8 @@ from kvcalc.errors import KVCalcError
 
 __all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
 
-#: engines ``kvcalc kv --engine`` accepts (TensorRT-LLM has its own report: kvcalc.cli.trtllm)
-_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, "trtllm", llamacpp_cli.ENGINE)))
+#: engines ``kvcalc kv --engine`` accepts: the registered ones and llama.cpp's (kvcalc.cli.llamacpp)
+_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, llamacpp_cli.ENGINE)))
 
 
 def _tokens_label(n: int) -> str:
