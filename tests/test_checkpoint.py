@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kvcalc
 from kvcalc.core import checkpoint, hub
@@ -369,3 +371,33 @@ def test_index_with_bad_shard_names(tmp_path: Path, shard: object) -> None:
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
     with pytest.raises(KVCalcError, match="weight_map holds bad file names"):
         checkpoint.from_folder(folder)
+
+
+_PLAIN = ["BF16", "F16", "F32", "F8_E4M3", "I64"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_PLAIN), st.lists(st.integers(0, 40), min_size=0, max_size=3)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 3),
+)
+@settings(max_examples=40, deadline=None)
+def test_plain_tensors_property(tmp_path_factory: pytest.TempPathFactory, specs: list, n_shards: int) -> None:
+    """Any plain tensors split over any shards: bytes = Σ elements × width, parameters = Σ elements."""
+    folder = tmp_path_factory.mktemp("prop")
+    tensors = {f"model.t{i}.weight": (d, tuple(shape)) for i, (d, shape) in enumerate(specs)}
+    names = sorted(tensors)
+    shards = [names[i::n_shards] for i in range(n_shards)]
+    weight_map = {}
+    for k, part in enumerate(s for s in shards if s):
+        file = f"model-{k:05d}.safetensors"
+        write_safetensors(folder / file, {n: tensors[n] for n in part})
+        weight_map |= dict.fromkeys(part, file)
+    (folder / "model.safetensors.index.json").write_bytes(index_json(weight_map, 0))
+    ck = checkpoint.from_folder(folder)
+    assert ck.total_bytes == sum(nbytes(d, s) for d, s in tensors.values())
+    assert ck.parameters == sum(math.prod(s) for _, s in tensors.values())
+    assert ck.scale_bytes == ck.packed_params == 0

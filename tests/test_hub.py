@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kvcalc
 from kvcalc.core import hub
@@ -353,3 +355,19 @@ def test_pyodide_fetch_goes_through_xhr(fake_hub: Hub, monkeypatch: pytest.Monke
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(KVCalcError, match="offline: pass a local path or set HF_HUB_OFFLINE=1"):
         kvcalc.load_model(f"{QWEN}@v1")
+
+
+_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True).filter(
+    lambda n: ".." not in n and not n.endswith(".json")
+)
+
+
+@given(_NAME, _NAME, st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9_.-]{1,12}(/[A-Za-z0-9_-]{1,5})?",
+                                                       fullmatch=True).filter(lambda r: ".." not in r)))
+def test_hub_id_round_trip(org: str, name: str, revision: str | None) -> None:
+    """str(HubId) parses back to itself; the URL quotes the revision into one path segment."""
+    spec = f"{org}/{name}" + (f"@{revision}" if revision else "")
+    hid = hub.parse_hub_id(spec)
+    assert hid is not None and hub.parse_hub_id(str(hid)) == hid
+    assert (hid.org, hid.name, hid.revision) == (org, name, revision or "main")
+    assert hub.file_url(hid, "config.json").count("/") == hub.endpoint().count("/") + 5
