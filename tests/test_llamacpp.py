@@ -366,8 +366,29 @@ def test_engine_interface() -> None:
     assert sum(L.layer_bytes(model, auto)) == L.kv_cache_bytes(model, 4096)
     with pytest.raises(KVCalcError, match="tensor_parallel_size"):
         L.check(model, SimpleNamespace(**{**req.__dict__, "tensor_parallel_size": 2}))
-    with pytest.raises(KVCalcError, match="n_gpu_layers: not a llama.cpp option"):
-        L.check_options({"n_gpu_layers": 3})
+    with pytest.raises(KVCalcError, match="flash_attn: unknown value for --flash-attn"):
+        L.check_options({"flash_attn": "maybe", "block_size": 16})  # vLLM's block_size is not ours
+    L.check_options({"block_size": 16})
+
+
+def test_registered_engine() -> None:
+    """kvcalc.kv_cache_bytes(model, n_ctx, engine="llama.cpp", ...): -c, -np, -ctk/-ctv and options."""
+    import kvcalc
+
+    model = _model("openai/gpt-oss-20b")
+    got = kvcalc.kv_cache_bytes(
+        model, 32768, engine="llama.cpp", kv_dtype="q8_0", batch_size=4, kv_unified=True
+    )
+    s = L.Settings(n_ctx=32768, n_parallel=4, kv_unified=True, type_k="q8_0", type_v="q8_0")
+    assert got == L.memory(model, s).bytes
+    assert kvcalc.breakdown(model, 32768, engine="llama.cpp", kv_dtype="fp16") == {
+        "sliding": 12 * 768 * 2 * 8 * 64 * 2,
+        "full": 12 * 32768 * 2 * 8 * 64 * 2,
+    }
+    with pytest.raises(KVCalcError, match="kv_dtype: 'fp8' is not a llama.cpp cache type"):
+        kvcalc.kv_cache_bytes(model, 4096, engine="llama.cpp", kv_dtype="fp8")
+    with pytest.raises(KVCalcError, match="quantized V cache requires flash_attn to be enabled"):
+        kvcalc.kv_cache_bytes(model, 4096, engine="llama.cpp", kv_dtype="q4_0", flash_attn="off")
 
 
 # --------------------------------------------------------------------- the converted GGUFs' headers

@@ -14,7 +14,7 @@ from typing import Any
 
 from kvcalc.core.fields import LIMITS, check_int
 from kvcalc.core.model import Model
-from kvcalc.engines import ideal, transformers, trtllm, vllm
+from kvcalc.engines import ideal, llamacpp, transformers, trtllm, vllm
 from kvcalc.engines.base import Request, request
 from kvcalc.engines.vllm import VLLMPage
 from kvcalc.errors import KVCalcError
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Engine name → module (each module: NAME, OPTIONS, check, layer_bytes).
-ENGINE_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (ideal, transformers, vllm, trtllm)}
+ENGINE_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (ideal, transformers, vllm, trtllm, llamacpp)}
 ENGINES = tuple(ENGINE_MODULES)
 #: Every option some engine takes (an option of another engine is ignored, an unknown one refused).
 ALL_OPTIONS = {k for m in ENGINE_MODULES.values() for k in m.OPTIONS}

@@ -695,16 +695,19 @@ _DTYPE_ALIASES = {
 
 
 def check_options(options: Mapping[str, object]) -> None:
-    """Validate this engine's options where they are given."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise KVCalcError(f"{unknown[0]}: not a llama.cpp option (known: {', '.join(OPTIONS)})")
-    Settings(**_settings_kw(0, 1, "f16", options)).checked()
+    """Validate this engine's options where they are given (other engines' options are not ours)."""
+    own = {k: v for k, v in options.items() if k in OPTIONS}
+    if own:
+        Settings(**_settings_kw(0, 1, "f16", own)).checked()
 
 
 def _settings_kw(n_ctx: int, n_parallel: int, kv_dtype: str, options: Mapping[str, object]) -> dict[str, Any]:
     opts = {**OPTIONS, **options}
     t = _DTYPE_ALIASES.get(str(kv_dtype).strip().lower(), str(kv_dtype).strip().lower())
+    if t not in GGML_TYPES and not (opts["type_k"] and opts["type_v"]):
+        raise KVCalcError(
+            f"kv_dtype: {kv_dtype!r} is not a llama.cpp cache type (-ctk/-ctv take {', '.join(CACHE_TYPES)})"
+        )
     return {
         "n_ctx": n_ctx,
         "n_parallel": n_parallel,
