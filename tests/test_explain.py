@@ -56,6 +56,8 @@ EXPECTED = {
     "025-mistral-small-3.2-24b-h100-tp1": (1, {}),  # no config
     # tp 8: eight budgets and eight token lines, each reproduced from its own rank's budget
     "026-qwen3-235b-a22b-fp8-l40s-tp8": (0, {"tokens": EXACT, "concurrency": EXACT, "blocks": EXACT}),
+    # MLA under pp 2 × tp 2: the 14-layer first stage binds (its 12.13 GiB → 50,487 blocks)
+    "027-deepseek-v2-lite-mla-l4-tp2-pp2": (1, {"tokens": EXACT, "concurrency": EXACT}),
 }
 
 

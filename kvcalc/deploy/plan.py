@@ -41,7 +41,7 @@ from kvcalc.core.fields import LIMITS, Fields, check_int
 from kvcalc.core.model import Model
 from kvcalc.core.params import ParamCount, WeightBytes, count_params, get_weight_format, weight_bytes
 from kvcalc.deploy.gpus import GIB, GPU, GPUS, get_gpu
-from kvcalc.deploy.vllm_kv import KVLayout, kv_layout, report
+from kvcalc.deploy.vllm_kv import KVLayout, kv_layout, pp_stage_layers, report, stage_layouts
 from kvcalc.deploy.vllm_versions import VLLMVersion, get_vllm_version
 from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
@@ -489,6 +489,74 @@ def _stage_weights(w: WeightBytes, p: ParamCount, a: _Args, model: Model) -> int
     return out + a.draft_layers * (body // layers) + math.ceil(_mxfp4_padding(model, w, p, a) / a.pp)
 
 
+def _moe_layers(model: Model, p: ParamCount, layers: int) -> list[bool]:
+    """Which decoder layers hold routed experts (the family rules of kvcalc.core.params); [] for dense."""
+    if not p.num_experts:
+        return []
+    from kvcalc.core.params import _Cfg, _is_moe_layer  # the same rule the weight count uses
+
+    try:
+        c = _Cfg(model)
+        return [_is_moe_layer(c, i) for i in range(layers)]
+    except KVCalcError:
+        return [True] * layers
+
+
+def _pp_stages(
+    model: Model, a: _Args, p: ParamCount, w: WeightBytes, extra: int, fixed: int, activation: int
+) -> tuple[int, int, int, KVLayout | None]:
+    """Pipeline parallel: (weights, activation, budget, layout) of the stage that keeps the fewest blocks.
+
+    Each stage sizes its own KV cache from its own memory (vLLM ``get_kv_cache_configs`` keeps the smallest
+    block count): stage i holds its layers' share of the decoder weights, the embeddings (first stage) or
+    the lm_head, the sampler warm-up and the draft layers (last stage); the other stages' peak is the
+    forward pass. ``extra``: checkpoint bytes beyond the formula, spread over the layers; ``fixed``:
+    requested − buffers − non-torch − CUDA graphs (estimates)."""
+    emb, head = w.parts.get("embeddings", 0), w.parts.get("lm_head", 0)
+    body = w.total - emb - head + extra + _mxfp4_padding(model, w, p, a)
+    total_layers = max(1, len(model.layers))
+    moe = _moe_layers(model, p, total_layers)
+    moe_bytes = sum(w.parts.get(k, 0) for k in ("experts", "shared_experts", "router"))
+    dense_bytes = w.parts.get("mlp", 0) if moe else 0
+    even = body - moe_bytes - dense_bytes  # attention, norms, mixers (and the MLPs of a dense model)
+
+    def stage_body(first: int, n: int) -> int:
+        part = -(-even * n // total_layers)
+        if moe:
+            k = sum(moe[first : first + n])
+            part += -(-moe_bytes * k // max(1, sum(moe))) + -(
+                -dense_bytes * (n - k) // max(1, len(moe) - sum(moe))
+            )
+        return part
+
+    layouts = stage_layouts(
+        model,
+        a.max_model_len,
+        kv_dtype=a.kv_dtype,
+        tensor_parallel_size=a.tp,
+        pipeline_parallel_size=a.pp,
+        block_size=a.block_size,
+        max_num_batched_tokens=a.max_num_batched_tokens,
+        enable_prefix_caching=a.enable_prefix_caching,
+        draft_layers=a.draft_layers,
+    )
+    forward = min(activation, _forward_bytes(model, a, p)) if a.activation_bytes is None else activation
+    best: tuple[float, tuple[int, int, int, KVLayout | None]] | None = None
+    first = 0
+    for i, (n, layout) in enumerate(zip(pp_stage_layers(total_layers, a.pp), layouts, strict=True)):
+        last = i == a.pp - 1
+        weights = stage_body(first, n) + (emb if i == 0 else 0) + (head if last else 0)
+        first += n
+        weights += a.draft_layers * (body // total_layers) if last else 0
+        act = activation if last else forward
+        budget = fixed - weights - act
+        blocks = max(0, budget) // layout.bytes_per_block if layout else math.inf
+        if best is None or blocks < best[0]:
+            best = (blocks, (weights, act, budget, layout))
+    assert best is not None
+    return best[1]
+
+
 def _overheads(model: Model, a: _Args, p: ParamCount) -> tuple[int, int, int]:
     """(activation peak, non-torch, CUDA-graph pool) subtracted from the budget (estimates)."""
     activation = _activation_bytes(model, a, p)
@@ -531,12 +599,17 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
     stage = _stage_weights(weights, p, a, model) + -(-(rank_total - weights.total) // a.pp)
     buffers = _rope_bytes(model)
     activation, non_torch, cudagraph = _overheads(model, a, p)
+    layout = _layout(model, a, a.max_model_len)
     if a.kv_cache_memory is not None:
         budget = a.kv_cache_memory  # --kv-cache-memory: vLLM skips profiling and uses this budget
+    elif a.pp > 1:
+        fixed = requested - buffers - non_torch - cudagraph
+        stage, activation, budget, layout = _pp_stages(
+            model, a, p, weights, rank_total - weights.total, fixed, activation
+        )
     else:
         budget = requested - stage - buffers - activation - non_torch - cudagraph
     lo, hi = _budget_range(a, budget, activation, non_torch, cudagraph)
-    layout = _layout(model, a, a.max_model_len)
     per_request = _per_request(model, a, a.max_model_len)
     if layout is None:
         bpb, num_blocks, bpr, concurrency, tokens = 0, 0, 0, math.inf if budget >= 0 else 0.0, 0
@@ -631,8 +704,10 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
     if p.towers:
         out.append(f"weights include the vision/audio tower ({p.towers:,} parameters)")
     if a.weight_dtype is None and p.num_experts and "mxfp4" in str(model.config.get("quantization_config")):
-        out.append("weights include vLLM's mxfp4 expert padding (hidden dimension to a multiple of 256; "
-                   "estimate fitted to gpt-oss-20b +0.65 / gpt-oss-120b +3.61 GiB on H100)")
+        out.append(
+            "weights include vLLM's mxfp4 expert padding (hidden dimension to a multiple of 256; "
+            "estimate fitted to gpt-oss-20b +0.65 / gpt-oss-120b +3.61 GiB on H100)"
+        )
     if a.tp > 1:
         out.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
     if a.gpu.unified:

@@ -27,7 +27,7 @@ from kvcalc.deploy.vllm_versions import VLLMVersion
 from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
 
-__all__ = ["KVLayout", "kv_layout", "num_blocks", "pp_stage_layers", "report"]
+__all__ = ["KVLayout", "kv_layout", "num_blocks", "pp_stage_layers", "report", "stage_layouts"]
 
 #: vLLM groups layers of different cache types in groups of equal size (kv_cache_utils).
 GROUP_SIZE_SLACK = 1.25
@@ -81,7 +81,7 @@ def _group(pages: Sequence[tuple[VLLMPage, ...]]) -> tuple[int, int, int, int, i
     return page, size, groups, per_request, block
 
 
-def kv_layout(
+def stage_layouts(
     model: Model,
     max_model_len: int,
     *,
@@ -92,10 +92,9 @@ def kv_layout(
     max_num_batched_tokens: int = 8192,
     enable_prefix_caching: bool = True,
     draft_layers: int = 0,
-) -> KVLayout | None:
-    """The layout of the pipeline stage that binds (the one with the most layers); ``None`` when the
-    model keeps no KV cache. ``draft_layers``: speculative-decoding layers that hold KV like the last
-    attention layer of the target (they sit on the last stage)."""
+) -> list[KVLayout | None]:
+    """One layout per pipeline stage (``None`` for a stage without KV). ``draft_layers``: speculative-
+    decoding layers that hold KV like the last attention layer of the target (on the last stage)."""
     kv = model.dtype if isinstance(kv_dtype, str) and kv_dtype.strip().lower() == "auto" else kv_dtype
     pages = vllm_layer_pages(
         model,
@@ -113,20 +112,26 @@ def kv_layout(
             raise KVCalcError("speculative_config: the target model has no KV cache for draft layers to copy")
         pages = [*pages, *([last] * draft_layers)]
         stages[-1] += draft_layers
-    best: KVLayout | None = None
+    out: list[KVLayout | None] = []
     start = 0
     for n in stages:
         part = pages[start : start + n]
         start += n
         g = _group(part)
         if g is None:
+            out.append(None)
             continue
         page, size, groups, per_request, block = g
-        layout = KVLayout(page, size, groups, per_request, block,
-                          sum(x.page_bytes * x.pages for layer in part for x in layer), n)  # fmt: skip
-        if best is None or layout.bytes_per_block > best.bytes_per_block:
-            best = layout
-    return best
+        per_request_bytes = sum(x.page_bytes * x.pages for layer in part for x in layer)
+        out.append(KVLayout(page, size, groups, per_request, block, per_request_bytes, n))
+    return out
+
+
+def kv_layout(model: Model, max_model_len: int, **kw: object) -> KVLayout | None:
+    """The layout of the pipeline stage with the largest block (the most layers); ``None`` when the model
+    keeps no KV cache. Arguments as :func:`stage_layouts`."""
+    layouts = [x for x in stage_layouts(model, max_model_len, **kw) if x is not None]  # type: ignore[arg-type]
+    return max(layouts, key=lambda x: x.bytes_per_block) if layouts else None
 
 
 def num_blocks(available_bytes: int, layout: KVLayout) -> int:
