@@ -123,3 +123,15 @@ def test_cli_plan_one_gpu_by_default(capsys: pytest.CaptureFixture[str]) -> None
     assert main([*argv, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert len(d["gpu_bytes"]) == 1 and d["all_on_gpu"] and d["kv_bytes"] == 4 * (1 << 30)
+
+
+def test_n_cpu_moe_auto_is_the_fewest() -> None:
+    model = _model("Qwen/Qwen3-30B-A3B")
+    machine = P.gpu_machine(None, vram_gib=16)
+    s = L.Settings(n_ctx=131072)
+    auto = P.plan(model, machine, s, quant="Q4_K_M", n_cpu_moe="auto")
+    assert auto.n_gpu_layers == 49 and 0 < auto.n_cpu_moe < 48
+    fewer = P.plan(model, machine, s, quant="Q4_K_M", n_cpu_moe=auto.n_cpu_moe - 1)
+    assert fewer.n_gpu_layers < 49
+    with pytest.raises(KVCalcError, match="no experts"):
+        P.plan(_model("meta-llama/Llama-3.1-8B"), machine, s, quant="Q4_K_M", n_cpu_moe="auto")

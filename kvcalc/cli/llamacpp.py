@@ -27,6 +27,11 @@ def _count(text: str) -> int:
     return value
 
 
+def _moe(text: str) -> int | str:
+    """``--n-cpu-moe``: a layer count or ``auto``."""
+    return "auto" if str(text).strip().lower() == "auto" else _count(text)
+
+
 def _ctx(text: str) -> int:
     """``-c``: tokens (32768, 32k = 32768, 0 = training context)."""
     if str(text).strip() == "0":
@@ -153,9 +158,9 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
         "-ncmoe",
         "--n-cpu-moe",
         dest="n_cpu_moe",
-        type=_count,
+        type=_moe,
         default=0,
-        help="experts of the first N layers in RAM",
+        help="experts of the first N layers in RAM, or 'auto': the fewest that let every layer on the GPU",
     )
 
 

@@ -253,9 +253,13 @@ def plan(
     quant: str | None = None,
     gguf: GGUF | None = None,
     n_gpu_layers: int | None = None,
-    n_cpu_moe: int = 0,
+    n_cpu_moe: int | str = 0,
 ) -> Plan:
-    """The largest ``-ngl`` that fits every GPU's budget (or the given one), and where bytes go."""
+    """The largest ``-ngl`` that fits every GPU's budget (or the given one), and where bytes go.
+
+    ``n_cpu_moe="auto"``: the fewest leading layers whose experts must stay in RAM for every layer to
+    go to the GPU (what llama.cpp's ``--fit`` tries for MoE models), or all of them if even that fails.
+    """
     if gguf is None and quant is None:
         raise KVCalcError("quant: give --quant (e.g. Q4_K_M) or a GGUF file")
     w = weights_from_gguf(gguf) if gguf is not None else weights_from_config(model, str(quant))
@@ -265,14 +269,24 @@ def plan(
         raise KVCalcError("model: the GGUF's block_count does not match the model's layers")
     kv_layers = mem.layer_bytes()
     budgets = [b - FIT_MARGIN for b in machine.gpu_bytes]
-    if n_cpu_moe < 0 or n_cpu_moe > n:
-        raise KVCalcError(f"n_cpu_moe: must be between 0 and {n}")
 
-    def fits(ngl: int) -> bool:
-        gpu, _ = _place(w, kv_layers, machine, ngl, n_cpu_moe)
+    def fits(ngl: int, moe: int) -> bool:
+        gpu, _ = _place(w, kv_layers, machine, ngl, moe)
         return all(g <= b for g, b in zip(gpu, budgets, strict=True))
 
-    best = max((k for k in range(n + 2) if fits(k)), default=0) if n_gpu_layers is None else 0
+    if n_cpu_moe == "auto":
+        if not any(w.experts):
+            raise KVCalcError("n_cpu_moe: the model has no experts to keep in RAM")
+        want = n + 1 if n_gpu_layers is None else n_gpu_layers
+        n_cpu_moe = next((k for k in range(n + 1) if fits(want, k)), n)
+    if not isinstance(n_cpu_moe, int) or not 0 <= n_cpu_moe <= n:
+        raise KVCalcError(f"n_cpu_moe: must be 'auto' or between 0 and {n}")
+    moe_n = n_cpu_moe
+
+    def fits_here(ngl: int) -> bool:
+        return fits(ngl, moe_n)
+
+    best = max((k for k in range(n + 2) if fits_here(k)), default=0) if n_gpu_layers is None else 0
     ngl = best if n_gpu_layers is None else n_gpu_layers
     gpu, cpu = _place(w, kv_layers, machine, ngl, n_cpu_moe)
     kv_gpu = sum(kv_layers[n - min(ngl, n) :])
