@@ -58,6 +58,7 @@ EXPECTED = {
     "026-qwen3-235b-a22b-fp8-l40s-tp8": (0, {"tokens": EXACT, "concurrency": EXACT, "blocks": EXACT}),
     # MLA under pp 2 × tp 2: the 14-layer first stage binds (its 12.13 GiB → 50,487 blocks)
     "027-deepseek-v2-lite-mla-l4-tp2-pp2": (1, {"tokens": EXACT, "concurrency": EXACT}),
+    "028-unknown-model-16gb-v0": (1, {"blocks": UNCHECKED, "concurrency": UNCHECKED}),  # model not named
 }
 
 
@@ -130,6 +131,14 @@ def test_any_text_is_answered(text: str) -> None:
     result = explain(text)
     assert result.exit_code in (0, 1)
     json.dumps(result.as_dict())
+
+
+def test_v0_sentence_format_without_a_model() -> None:
+    result = _explain(ROOT / "bench/vllm_logs/028-unknown-model-16gb-v0.txt")
+    conc = next(c for c in result.checks if c.kind == "concurrency")
+    assert "consistent with # GPU blocks: 3,852 × 16 / 40,000 = 1.54" in conc.detail
+    assert any("its total 15.77 GiB matches no catalog GPU" in n for n in result.notes)
+    assert {c.kind for c in result.checks} >= {"total", "available", "weights", "nontorch", "activation"}
 
 
 def test_v0_and_v1_lines_are_parsed() -> None:

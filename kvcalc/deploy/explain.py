@@ -107,10 +107,13 @@ class Explanation:
             "settings: " + (", ".join(f"{k}={v}" for k, v in self.settings.items()) or "none found"),
             "",
         ]
+        last = None
         for c in self.checks:
-            where = f"line {c.line_no}" if c.line_no else "published figure"
-            out.append(f"{where}: {c.text}")
-            out.append(f"  {_MARK[c.status]}: {c.detail}")
+            if (c.line_no, c.text) != last:
+                where = f"line {c.line_no}" if c.line_no else "published figure"
+                out.append(f"{where}: {c.text}")
+                last = (c.line_no, c.text)
+            out.append(f"  {_MARK[c.status]} ({c.kind}): {c.detail}")
         if not self.checks:
             out.append(
                 "no vLLM memory lines found (looked for 'Available KV cache memory', "
@@ -316,7 +319,9 @@ def _check_derived_one(ctx: _Context, line: LogLine, avail: float | None) -> Lin
     layout = _safe(ctx.layout)
     if layout is None or not ctx.max_model_len:
         why = "no model config" if ctx.model is None else "no max_model_len in the log"
-        return LineCheck(line.line_no, line.kind, text, UNCHECKED, f"{why}: pass --model CONFIG")
+        return LineCheck(
+            line.line_no, line.kind, text, UNCHECKED, f"{why}: pass --model CONFIG" + _consistency(ctx, line)
+        )
     if avail is None:
         return LineCheck(
             line.line_no,
@@ -349,6 +354,18 @@ def _check_derived_one(ctx: _Context, line: LogLine, avail: float | None) -> Lin
                 + _describe(alt, b, ctx.max_model_len, version),
             )
     return LineCheck(line.line_no, line.kind, text, DIFFERS, _implied(ctx, line, layout, avail))
+
+
+def _consistency(ctx: _Context, line: LogLine) -> str:
+    """What can be said without the model: V0's concurrency is blocks × block_size / max_model_len."""
+    blocks = ctx.log.first("blocks")
+    if line.kind == "concurrency" and blocks and ctx.max_model_len and not ctx.version.v1:
+        value = blocks.values[0] * ctx.block_size / ctx.max_model_len
+        ok = f"{value:.2f}" == f"{line.values[1]:.2f}"
+        word = "consistent" if ok else "inconsistent"
+        n = int(blocks.values[0])
+        return f" ({word} with # GPU blocks: {n:,} × {ctx.block_size} / {ctx.max_model_len:,} = {value:.2f})"
+    return ""
 
 
 def _implied_blocks(ctx: _Context, line: LogLine, layout: KVLayout) -> float | None:
@@ -592,7 +609,9 @@ def explain(
             f"the log names no vLLM version: kvcalc assumed the newest modelled rules ({ctx.version.name})"
         )
     if ctx.gpu is None:
-        notes.append("GPU not named and its total not printed: pass --gpu to check the budget")
+        total = log.memory.get("total")
+        seen = f"its total {total:.2f} GiB matches no catalog GPU" if total else "its total not printed"
+        notes.append(f"GPU not named and {seen}: pass --gpu to check the budget")
     pl = _plan(ctx)
     avails = sorted({x.values[0] for x in log.lines if x.kind == "available"})
     checks = []
