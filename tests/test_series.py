@@ -57,7 +57,8 @@ def test_lines_match_core_at_every_point(prepared: dict[str, Prepared], eng: Eng
 def test_points_span_1k_to_max_context_log_spaced(prepared: dict[str, Prepared]) -> None:
     for prep in prepared.values():
         xs = context_points(prep.model, Engine())
-        assert xs[0] == MIN_CONTEXT and xs[-1] == max_context(prep.model)
+        hi = max_context(prep.model)  # short-context models (T5 512) start at 1/32 of it
+        assert xs[0] == (MIN_CONTEXT if hi > MIN_CONTEXT else max(1, hi // 32)) and xs[-1] == hi
         assert 95 <= len(xs) <= 110
         assert list(xs) == sorted(set(xs))
 

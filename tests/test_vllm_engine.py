@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kvcalc
+from kvcalc.engines import vllm_layer_pages
 from tests.shared_configs import hf_config
 
 
@@ -107,7 +108,24 @@ def test_qwen3_next_state_in_model_dtype() -> None:
     conv = (4 - 1) * (2 * 16 * 128 + 32 * 128) * 2
     ssm = 32 * 128 * 128 * 2  # vLLM keeps Qwen3-Next's recurrent state in the model dtype
     attn_token = 2 * (256 + 256) * 2
-    block = max(16, 16 * -(-(conv + ssm) // (16 * attn_token)))
+    block = 64 * -(-(conv + ssm) // (64 * attn_token))  # prefix caching on: kba = lcm(16, 64) for GDN
     page = block * attn_token
     expected = 12 * -(-4096 // block) * page + 36 * 3 * page
     assert kvcalc.kv_cache_bytes(m, 4096, engine="vllm") == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix_caching", "block", "page", "total"),
+    [(True, 832, 3_407_872, 763_363_328), (False, 784, 3_211_264, 16 * 6 * 3_211_264 + 48 * 3_211_264)],
+)
+def test_gdn_hybrid_block_alignment_guide_example(
+    prefix_caching: bool, block: int, page: int, total: int
+) -> None:
+    """GUIDE §4 worked example, Qwen3.5-27B bf16 tp 1, one 4,096-token request: with prefix caching the
+    attention block is aligned to lcm(16, 64) (gated delta net checkpoints) → 832; without it → 784."""
+    m = model("Qwen/Qwen3.5-27B")
+    pages = vllm_layer_pages(m, 4096, enable_prefix_caching=prefix_caching)
+    attn = [p for layer in pages for p in layer if p.kind == "full"]
+    assert {p.block_size for p in attn} == {block}
+    assert {p.page_bytes for layer in pages for p in layer} == {page}
+    assert kvcalc.kv_cache_bytes(m, 4096, engine="vllm", enable_prefix_caching=prefix_caching) == total

@@ -21,6 +21,7 @@ a whole state page, rounded up to 16 tokens, and pads the state page to the atte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from kvcalc.core.fields import check_int
 from kvcalc.core.layers import (
     MLA,
     CrossAttention,
+    GatedDeltaNet,
     LayerSpec,
     Precision,
     SlidingWindow,
@@ -48,6 +50,8 @@ OPTIONS: dict[str, Any] = {"block_size": 16, "max_num_batched_tokens": 8192, "en
 CONCURRENT_BATCHES = 2
 #: vLLM kernel block alignment used when it grows the attention block for hybrid models.
 BLOCK_ALIGNMENT = 16
+#: Gated delta net's prefix-caching checkpoint alignment (vLLM ``v1/attention/backends/gdn_attn.py``).
+GDN_CHECKPOINT_ALIGNMENT = 64
 #: Mamba pages vLLM reserves per layer per request, with prefix caching on / off.
 STATE_PAGES = {True: 3, False: 1}
 
@@ -139,6 +143,18 @@ class _Cache:
         return blocks(self.leaf, tokens, block, in_flight)
 
 
+def hybrid_block_size(req: Request, tok: int, state_page: int, states: Sequence[LayerSpec]) -> int:
+    """``platforms/interface.py::_align_hybrid_block_size`` (GUIDE §4): kba = max(16, block_size); with
+    prefix caching on (mamba_cache_mode "align") kba = lcm(kba, checkpoint alignment) — 64 for gated
+    delta net (``v1/attention/backends/gdn_attn.py``), 1 for the other state kinds; then the smallest
+    multiple of kba whose attention page holds one state page, rounded up to a multiple of 16."""
+    kba = max(BLOCK_ALIGNMENT, req.options["block_size"])
+    if req.options["enable_prefix_caching"] and any(isinstance(x, GatedDeltaNet) for x in states):
+        kba = math.lcm(kba, GDN_CHECKPOINT_ALIGNMENT)
+    size = kba * cdiv(state_page, kba * tok)
+    return BLOCK_ALIGNMENT * cdiv(size, BLOCK_ALIGNMENT)
+
+
 def layout(model: Model, req: Request) -> tuple[int, list[tuple[_Cache, ...]]]:
     """The attention block size in force and, per layer, its caches: everything about vLLM's pages
     that does not depend on the length (``req.seq_len`` is not read)."""
@@ -151,7 +167,7 @@ def layout(model: Model, req: Request) -> tuple[int, list[tuple[_Cache, ...]]]:
     if states and paged:
         tok = max(page_bytes(x, 1, precision(model, req, x), tp) for x in paged)
         state_page = max(state_page_bytes(x, precision(model, req, x), tp) for x in states)
-        block = max(block, BLOCK_ALIGNMENT * cdiv(state_page, BLOCK_ALIGNMENT * tok))
+        block = hybrid_block_size(req, tok, state_page, states)
         padded_state = block * tok
     n_state = STATE_PAGES[bool(req.options["enable_prefix_caching"])]
     out = []
