@@ -65,12 +65,13 @@ def test_plan_names_the_release_and_applies_its_defaults() -> None:
 
 def test_hybrid_prefix_caching_default_follows_the_release() -> None:
     """Qwen3-Next at tp 2: 0.10 turned prefix caching off for hybrids (1 state page, block 544, as the
-    published H200 log prints); 2026 releases keep it on (3 state pages per layer per request)."""
+    published H200 log prints); 2026 releases keep it on (3 state pages per layer per request, and the
+    attention block aligned to lcm(16, 64) for gated delta net: 576)."""
     m = model("Qwen3-Next-80B-A3B-Thinking")
     old = plan(m, gpu="h200", num_gpus=2, vllm_version="0.10.2")
     new = plan(m, gpu="h200", num_gpus=2)
     assert old.page_bytes == 544 * 1024 and old.blocks_per_request == math.ceil(262_144 / 544) + 3 * 1
-    assert new.blocks_per_request > old.blocks_per_request
+    assert new.page_bytes == 576 * 1024 and new.blocks_per_request == math.ceil(262_144 / 576) + 3 * 3
     assert any("prefix caching off" in n for n in old.notes) and any(
         "prefix caching on" in n for n in new.notes
     )

@@ -267,15 +267,18 @@ def _describe(layout: KVLayout, b: int, length: int, version: VLLMVersion) -> st
 def _alternatives(ctx: _Context) -> list[tuple[str, KVLayout | None, VLLMVersion]]:
     """What else vLLM could have done, most likely first, with the cause each one names."""
     out: list[tuple[str, KVLayout | None, VLLMVersion]] = []
+    hybrid = ctx.model is not None and _is_hybrid(ctx.model)
     for v in VLLM_VERSIONS:
         if (v.v1, v.tokens_from_concurrency) != (
             ctx.version.v1,
             ctx.version.tokens_from_concurrency,
         ) and v.v1:
+            # that release's own hybrid prefix-caching default: it sets the hybrid block alignment too
+            layout = ctx.layout(enable_prefix_caching=v.hybrid_prefix_caching) if hybrid else ctx.layout()
             out.append(
                 (
                     f"the token line of vLLM {v.name} (an older or newer release than the log says)",
-                    ctx.layout(),
+                    layout,
                     v,
                 )
             )
