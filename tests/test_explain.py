@@ -191,5 +191,7 @@ def test_cli_exit_codes() -> None:
     assert differs.returncode == 1 and json.loads(differs.stdout)["exit_code"] == 1
     stdin = _cli("-", stdin="hello\n")
     assert stdin.returncode == 1 and "no vLLM memory lines found" in stdin.stdout
+    bad_gpu = _cli("bench/vllm_logs/003-llama-3.1-8b-unknown-gpu-tp1.txt", "--gpu", "z9")
+    assert bad_gpu.returncode == 2 and "gpu: 'z9' is not in the catalog" in bad_gpu.stderr
     missing = _cli("no/such/log.txt")
     assert missing.returncode == 2 and missing.stderr.startswith("kvcalc: error: log: cannot read")

@@ -597,7 +597,10 @@ def _run_explain(args: argparse.Namespace) -> int:
             raise KVCalcError("model: no preloaded catalog")
         return catalog.model(name)
 
-    result = explain(_read_log(args.log), model=model, gpu=args.gpu, resolve=resolve)
+    from kvcalc.deploy.gpus import get_gpu
+
+    gpu = get_gpu(args.gpu) if args.gpu else None  # a bad name is an error, not a silent "unknown"
+    result = explain(_read_log(args.log), model=model, gpu=gpu, resolve=resolve)
     _emit(args, result.as_dict(), result.text)
     return result.exit_code
 

@@ -492,8 +492,14 @@ def _check_available(ctx: _Context, line: LogLine, pl: Plan | None) -> LineCheck
                     f"{what}: logged {ctx.log.memory[kind]:.2f} GiB, kvcalc {getattr(pl, attr) / GIB:.2f}",
                 )
             )
-    if parts:
+    gap = abs(logged - est)
+    if parts and (status == RANGE or max(parts)[0] >= gap / 2):
         detail += "; largest gap — " + max(parts)[1]
+    elif status == DIFFERS and gap > 1:
+        detail += (
+            f"; the {gap:.2f} GiB difference is not in the parts kvcalc estimates: another process on the "
+            "GPU at start-up, a different GPU (pass --gpu), or a different utilization"
+        )
     elif status == DIFFERS:
         detail += "; most likely the activation peak or non-torch memory (the log does not split them)"
     return LineCheck(line.line_no, line.kind, line.text, status, detail)
