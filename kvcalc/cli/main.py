@@ -37,6 +37,7 @@ from kvcalc.cli.common import (
     parse_tokens,
     resolve_model,
 )
+from kvcalc.core.model import encoder_seq_len, fixed_encoder_len, with_encoder_seq_len
 from kvcalc.core.units import GIB, fmt_token_bytes, fmt_tokens
 from kvcalc.engines import kv_bytes_per_token_short
 from kvcalc.errors import KVCalcError
@@ -76,6 +77,12 @@ def _register_kv(sub: Any) -> None:
     p.add_argument("--max-num-batched-tokens", type=_positive, default=8192, help="vLLM (default 8192)")
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: prefix caching off")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
+    p.add_argument(
+        "--encoder-seq-len",
+        type=_tokens,
+        help="encoder-decoder models: encoder positions the cross-attention caches "
+        "(default: the model's fixed length, e.g. Whisper 1500, else --seq-len)",
+    )
     trtllm_cli.add_kv_options(p)
     llamacpp_cli.add_kv_options(p)
     _add_json(p)
@@ -100,6 +107,10 @@ def _run_kv(args: argparse.Namespace) -> int:
         "max_num_batched_tokens": args.max_num_batched_tokens,
         "enable_prefix_caching": not args.no_prefix_caching,
     }
+    fixed = fixed_encoder_len(model)
+    if args.encoder_seq_len is not None:  # every figure below (growth per token too) uses it
+        model = with_encoder_seq_len(model, args.encoder_seq_len)
+    enc = encoder_seq_len(model, args.seq_len)
     layers = kvcalc.layer_bytes(model, args.seq_len, **kw)
     total = sum(layers)
     kinds: dict[str, dict[str, int]] = {}
@@ -124,6 +135,12 @@ def _run_kv(args: argparse.Namespace) -> int:
         "verified": model.verified,
         "notes": list(model.notes),
     }
+    if enc is not None:
+        data["encoder_seq_len"] = enc
+        data["encoder_seq_len_source"] = (
+            "given" if args.encoder_seq_len is not None
+            else "fixed by the model" if fixed else "= seq_len"
+        )  # fmt: skip
     if args.per_layer:
         data["layers"] = layers
     return _emit(args, data, lambda: _kv_text(data, model))
@@ -140,6 +157,8 @@ def _kv_text(d: dict[str, Any], model: kvcalc.Model) -> str:
     out = [head, "", _table(["kind", "layers", "bytes", "GiB"], rows), ""]
     growth = fmt_token_bytes(d["bytes_per_token_short"], d["bytes_per_token"])
     out.append(f"growth per token: {growth} bytes")
+    if "encoder_seq_len" in d:
+        out.append(f"encoder length: {d['encoder_seq_len']:,} positions ({d['encoder_seq_len_source']})")
     if "layers" in d:
         out += [
             "",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kvcalc.core.config import from_mamba_ssm, is_mamba_ssm, parse_layers, text_config
 from kvcalc.core.dtypes import model_dtype_name
-from kvcalc.core.fields import MAX_JSON_BYTES, _check_depth, parse_json
-from kvcalc.core.layers import LayerSpec
+from kvcalc.core.fields import LIMITS, MAX_JSON_BYTES, _check_depth, check_int, parse_json
+from kvcalc.core.layers import CrossAttention, LayerSpec, Parallel
 from kvcalc.errors import KVCalcError
 
 
@@ -120,3 +120,45 @@ def load_model(source: Any, *, name: str | None = None) -> Model:
         notes=notes + parsed.notes,
         config=cfg,
     )
+
+
+def fixed_encoder_len(model: Model) -> int:
+    """The encoder length the model fixes (Whisper: max_source_positions = 1500 frames), else 0."""
+    leaves = [x for layer in model.layers for x in layer.leaves()]
+    return max((x.encoder_len for x in leaves if isinstance(x, CrossAttention)), default=0)
+
+
+def is_encoder_decoder(model: Model) -> bool:
+    """Whether the model's decoder caches cross-attention over an encoder output."""
+    return any(isinstance(x, CrossAttention) for layer in model.layers for x in layer.leaves())
+
+
+def encoder_seq_len(model: Model, seq_len: int, given: int | None = None) -> int | None:
+    """The encoder positions the cross-attention caches: ``given``, else the model's fixed length, else
+    ``seq_len`` (None for decoder-only models)."""
+    if not is_encoder_decoder(model):
+        return None
+    return given if given is not None else (fixed_encoder_len(model) or seq_len)
+
+
+def with_encoder_seq_len(model: Model, n: object) -> Model:
+    """``model`` whose cross-attention caches ``n`` encoder positions (``encoder_seq_len``).
+
+    Refused for decoder-only models and, for a fixed-length encoder (Whisper pads every input to 30 s:
+    1500 positions; transformers rejects other lengths), for any other length.
+    """
+    n = check_int(n, "encoder_seq_len", maximum=LIMITS["tokens"])
+    if not is_encoder_decoder(model):
+        raise KVCalcError(f"encoder_seq_len: {model.name!r} has no encoder (decoder-only model)")
+    fixed = fixed_encoder_len(model)
+    if fixed and n != fixed:
+        raise KVCalcError(f"encoder_seq_len: {model.name!r} always encodes {fixed:,} positions, not {n:,}")
+
+    def swap(spec: LayerSpec) -> LayerSpec:
+        if isinstance(spec, CrossAttention):
+            return replace(spec, encoder_len=n)
+        if isinstance(spec, Parallel):
+            return replace(spec, parts=tuple(swap(x) for x in spec.parts))
+        return spec
+
+    return replace(model, layers=tuple(swap(x) for x in model.layers))

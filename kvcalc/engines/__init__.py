@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from kvcalc.core.fields import LIMITS, check_int
-from kvcalc.core.model import Model
+from kvcalc.core.model import Model, with_encoder_seq_len
 from kvcalc.engines import ideal, llamacpp, transformers, trtllm, vllm
 from kvcalc.engines.base import Request, request
 from kvcalc.engines.vllm import VLLMPage
@@ -77,8 +77,10 @@ def make_request(
     return req
 
 
-def layer_bytes(model: Model, seq_len: int, **kw: Any) -> list[int]:
+def layer_bytes(model: Model, seq_len: int, *, encoder_seq_len: int | None = None, **kw: Any) -> list[int]:
     """Bytes per layer on one rank (same arguments as :func:`kv_cache_bytes`)."""
+    if encoder_seq_len is not None:
+        model = with_encoder_seq_len(model, encoder_seq_len)
     req = make_request(model, seq_len, **kw)
     return get_engine(req.engine).layer_bytes(model, req)  # type: ignore[no-any-return]
 
@@ -91,16 +93,25 @@ def kv_cache_bytes(
     kv_dtype: str = "bf16",
     engine: str = "ideal",
     tensor_parallel_size: int = 1,
+    encoder_seq_len: int | None = None,
     **options: Any,
 ) -> int:
     """Bytes of KV cache and recurrent state held per GPU for ``batch_size`` sequences of ``seq_len``.
+
+    ``encoder_seq_len`` (encoder-decoder models only): encoder positions the cross-attention caches;
+    default the model's fixed encoder length (Whisper 1500), else ``seq_len``.
 
     ``kv_dtype`` may be ``"auto"`` (the model's dtype). Engine options: vLLM ``block_size`` (16),
     ``max_num_batched_tokens`` (8192), ``enable_prefix_caching`` (True); TensorRT-LLM
     ``tokens_per_block`` (32), ``max_attention_window``, ``phase`` …; see each engine module.
     """
     kw = {"batch_size": batch_size, "kv_dtype": kv_dtype, "engine": engine}
-    return sum(layer_bytes(model, seq_len, tensor_parallel_size=tensor_parallel_size, **kw, **options))
+    return sum(
+        layer_bytes(
+            model, seq_len, tensor_parallel_size=tensor_parallel_size, encoder_seq_len=encoder_seq_len,
+            **kw, **options,
+        )
+    )  # fmt: skip
 
 
 def kv_bytes_per_token(model: Model, kv_dtype: str = "bf16", *, tensor_parallel_size: int = 1) -> int:
