@@ -480,9 +480,10 @@ def calculate_memory(
     precision: str = "fp16",
     tensor_parallel: int = 1,
     framework_overhead: float = 1.2,
+    include_gradients: bool = False,
+    token: str | None = None,
     *,
     kv_dtype: str | None = None,
-    token: str | None = None,
     checkpoint: Any = "auto",
 ) -> MemoryReport:
     """Memory to serve ``batch_size`` sequences of ``seq_length`` tokens, per GPU of ``tensor_parallel``.
@@ -491,7 +492,8 @@ def calculate_memory(
     :class:`kvcalc.Model` or a :class:`ModelVariant`. ``precision``: weights (fp32, fp16, bf16, fp8,
     int8, int4); the KV cache uses it too for float formats and stays fp16 under integer weights unless
     ``kv_dtype`` says. ``framework_overhead`` multiplies the runtime memory (KV cache, state,
-    activations), as llm-memory-calculator does. Sizes in the report: bytes and GiB.
+    activations), as llm-memory-calculator does; ``include_gradients`` adds one gradient per weight in
+    the weights' format (training). Sizes in the report: bytes and GiB.
 
     ``checkpoint``: ``"auto"`` reads the safetensors headers of ``model_id_or_config`` itself when it is
     a local folder holding them or a Hugging Face id (:mod:`kvcalc.core.checkpoint`); a folder, an id or
@@ -518,6 +520,8 @@ def calculate_memory(
     if ck is not None and _same_format(ck, weight_fmt):
         weights_total = ck.total_bytes
         weights_note = f"weights: {ck.total_bytes:,} bytes from the safetensors headers of {ck.source}"
+    if include_gradients:
+        weights_total *= 2
     vision = weights.parts.get("vision", 0) + weights.parts.get("audio", 0)
     kv, state = _cache_split(model, seq, batch, kv_dtype or cache_dtype, tp)
     applicable = any(isinstance(x, _Attention | MLA) for x in _leaves(model))
@@ -529,6 +533,8 @@ def calculate_memory(
     notes = ["activations and framework overhead are estimates", weights_note]
     if tp > 1:
         notes.append("weights per GPU follow vLLM's tensor-parallel sharding (estimate)")
+    if include_gradients:
+        notes.append("weights include one gradient per parameter in the same format (training)")
     if not applicable:
         notes.append(NOT_APPLICABLE + " (recurrent state only)")
     return MemoryReport(

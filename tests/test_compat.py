@@ -191,3 +191,13 @@ def test_attention_efficiency_sliding_window() -> None:
         1 << 29,
         1 << 29,
     ]
+
+
+def test_include_gradients_and_tensor_parallel() -> None:
+    """llm-memory-calculator's keywords: gradients double the weights; tp splits weights and the cache."""
+    one = calculate_memory("Llama-3.1-8B-Instruct", 1, 4096, "bf16")
+    grad = calculate_memory("Llama-3.1-8B-Instruct", 1, 4096, "bf16", include_gradients=True)
+    assert grad.weight_memory_bytes == 2 * one.weight_memory_bytes == 4 * 8_030_261_248
+    tp2 = calculate_memory("Llama-3.1-8B-Instruct", 1, 4096, "bf16", tensor_parallel=2)
+    assert tp2.kv_cache_bytes == one.kv_cache_bytes // 2  # 8 kv heads → 4 per GPU
+    assert tp2.weight_memory_bytes < one.weight_memory_bytes and tp2.tensor_parallel == 2
