@@ -308,9 +308,10 @@ def test_generate_config_handling_errors() -> None:
     [
         ("--config small", (1024, 512, 8)),
         ("--config medium", (2048, 1024, 16)),
-        ("--config custom --max-seq-len 4096 --max-kv-cache-len 8192", (4096, 512, 8)),
+        ("--config custom --max-seq-len 4096 --max-kv-cache-len 8192", (8192, 512, 8)),
         ("--config custom --max-seq-len 4096 --max-kv-cache-len 8192 --dim-model 2048 --num-heads 32 "
-         "--vocab-size 50000", (4096, 2048, 32)),
+         "--vocab-size 50000", (8192, 2048, 32)),
+        ("--config custom --max-seq-len 4096", (4096, 512, 8)),
     ],
 )  # fmt: skip
 def test_minillm_run_benchmark(args: str, expected: tuple[int, int, int]) -> None:
@@ -320,11 +321,13 @@ def test_minillm_run_benchmark(args: str, expected: tuple[int, int, int]) -> Non
     from kvcalc.cli.measure import _target
 
     parsed = build_parser().parse_args(["measure", *args.split()])
-    config = _target(parsed).config
+    target = _target(parsed)
+    config = target.config
     got = (config["max_position_embeddings"], config["hidden_size"], config["num_attention_heads"])
     assert got == expected
     if "--max-kv-cache-len" in args:
         assert parsed.seq_len + parsed.new_tokens == 8192  # the cache holds 8,192 tokens at the end
+        assert "max_seq_len 4,096 < 8,192 cached tokens" in target.notes[0]
     if "--vocab-size" in args:
         assert config["vocab_size"] == 50000
 

@@ -165,9 +165,18 @@ def _target(args: argparse.Namespace) -> Target:
     args.seq_len = _prompt_length(args)
     if getattr(args, "config", None):
         config = preset_config("small" if args.config == "custom" else args.config, args.layers)
+        notes: list[str] = []
         if args.config == "custom":
             _custom(config, args)
-        target = Target(f"{args.config} preset", "preset", config, "fp32")
+            longest = args.seq_len + args.new_tokens
+            if longest > config["max_position_embeddings"]:
+                limit = config["max_position_embeddings"]
+                notes.append(
+                    f"max_seq_len {limit:,} < {longest:,} cached tokens: the model's context is raised to "
+                    f"{longest:,} (MiniLLM's cache may outgrow its max_seq_len)"
+                )
+                config["max_position_embeddings"] = longest
+        target = Target(f"{args.config} preset", "preset", config, "fp32", notes)
     elif spec in PRESETS and not os.path.exists(spec):
         target = Target(f"{spec} preset", "preset", preset_config(spec, args.layers), "fp32")
     else:
