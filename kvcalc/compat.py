@@ -21,7 +21,6 @@ KV cache, state and activations — not the weights). Configs without a KV cache
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -206,21 +205,13 @@ def _catalog_model(name: str) -> Model | None:
 def _hub_model(hf_id: str, token: str | None) -> Model:
     """A Hugging Face id that is not preloaded, through kvcalc's Hub client (``kvcalc.core.hub``: config.json
     over HTTP, the Hub cache, ``HF_TOKEN``, ``HF_HUB_OFFLINE``); ``token`` stands in for ``HF_TOKEN``."""
-    try:
-        hub = importlib.import_module("kvcalc.core.hub")
-    except ImportError:
-        hub = None
-    fetch = getattr(hub, "fetch_config", None)
-    if fetch is None:
-        raise KVCalcError(
-            f"model: {hf_id!r} is not preloaded and this kvcalc cannot fetch from the Hugging Face Hub; "
-            "pass its config.json path or dict"
-        )
+    from kvcalc.core.hub import fetch_config
+
     saved = os.environ.get("HF_TOKEN")
     try:
         if token:
             os.environ["HF_TOKEN"] = token
-        config = fetch(hf_id)
+        config = fetch_config(hf_id)
     finally:
         if token:
             if saved is None:
@@ -512,7 +503,7 @@ def calculate_memory(
     resolved = _as_model(model_id_or_config, token)
     if not isinstance(resolved, Model):
         return _not_applicable(resolved, weight_fmt, batch, seq)
-    model = resolved
+    model, count_notes = _countable(resolved)
     params = count_params(model)
     weights = weight_bytes(model, weight_fmt, params=params, tensor_parallel_size=tp)
     ck = _checkpoint_for(model_id_or_config, model, checkpoint) if tp == 1 else None
@@ -556,8 +547,23 @@ def calculate_memory(
         recommended_gpu=gpu,
         recommended_gpu_memory_gb=gpu_gb,
         tensor_parallel=tp,
-        notes=tuple(dict.fromkeys([*notes, *params.notes])),
+        notes=tuple(dict.fromkeys([*notes, *count_notes, *params.notes])),
     )
+
+
+def _countable(model: Model) -> tuple[Model, list[str]]:
+    """``model``, or — for a hand-written config without ``model_type``, whose parameters kvcalc does not
+    count — the same config read as a Llama decoder, with a note saying the weights are then an estimate
+    (llm-memory-calculator counted such dicts as a generic decoder). Other uncounted types are refused."""
+    if model.model_type or "model_type" in model.config:
+        return model, []
+    try:
+        count_params(model)
+        return model, []
+    except KVCalcError:
+        llama = load_model({**model.config, "model_type": "llama"}, name=model.name)
+        return llama, ["config has no model_type: weights counted as a Llama decoder (estimate; give "
+                       "model_type for an exact count)"]  # fmt: skip
 
 
 _STORED_AS = {"BF16": ("bf16", "fp16"), "F16": ("bf16", "fp16"), "F32": ("fp32",),
@@ -820,9 +826,10 @@ class UniversalParameterCounter:
     """Exact parameter counts (kvcalc.count_params), vision/audio towers included."""
 
     def count_parameters(self, config: Any) -> int:
-        """Parameters of the model a config describes (0 when a diffusion config cannot be counted)."""
+        """Parameters of the model a config describes (0 when a diffusion config cannot be counted; a
+        config without model_type is counted as a Llama decoder, see :func:`calculate_memory`)."""
         resolved = _as_model(config)
-        return count_params(resolved).total_with_towers if isinstance(resolved, Model) else 0
+        return count_params(_countable(resolved)[0]).total_with_towers if isinstance(resolved, Model) else 0
 
 
 class HuggingFaceConfigLoader:
