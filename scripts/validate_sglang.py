@@ -34,6 +34,7 @@ What is patched because it needs a GPU or a launched server (stated per field in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -43,13 +44,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "sglang-venv"
 OUT = ROOT / "docs" / "sglang_validation.json"
+OUT_MD = ROOT / "docs" / "sglang_validation.md"
 SGLANG = "sglang==0.5.23"
 #: pip packages SGLang's config / pool modules import (everything else is stubbed).
 DEPS = [
-    "torch==2.13.0", "transformers==5.19.0", "msgspec", "numpy", "pydantic", "psutil", "packaging",
-    "requests", "orjson", "einops", "regex", "pyyaml", "pybase64", "triton", "pillow", "starlette",
-    "pyzmq", "IPython", "aiohttp", "dill",
-]  # fmt: skip
+    "torch==2.13.0",
+    "transformers==5.19.0",
+    "msgspec",
+    "numpy",
+    "pydantic",
+    "psutil",
+    "packaging",
+    "requests",
+    "orjson",
+    "einops",
+    "regex",
+    "pyyaml",
+    "pybase64",
+    "triton",
+    "pillow",
+    "starlette",
+    "pyzmq",
+    "IPython",
+    "aiohttp",
+    "dill",
+]
 TPS = (1, 2, 8)
 DTYPES = ("auto", "fp8_e4m3")
 #: Budgets (bytes per rank available to the pools) each config is sized for.
@@ -69,14 +88,16 @@ def setup() -> None:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(py), "-m", "pip", "install", "-q"]
-    have = subprocess.run([str(py), "-c", "import sglang, torch; print(torch.__version__)"],
-                          capture_output=True, text=True)  # fmt: skip
+    have = subprocess.run(
+        [str(py), "-c", "import sglang, torch; print(torch.__version__)"], capture_output=True, text=True
+    )
     if have.returncode == 0 and have.stdout.startswith("2.13.0"):
         return
     subprocess.run([*pip, *DEPS], check=True)
     subprocess.run([*pip, "--no-deps", SGLANG], check=True)
-    torch = subprocess.run([str(py), "-c", "import torch; print(torch.__version__)"],
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    torch = subprocess.run(
+        [str(py), "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=True
+    ).stdout
     if not torch.startswith("2.13.0"):
         raise SystemExit(f"expected CPU torch 2.13.0 in {VENV}, found {torch.strip()}")
 
@@ -86,12 +107,44 @@ def setup() -> None:
 # ----------------------------------------------------------------------------------------------
 
 STUB = {
-    "gguf", "torchvision", "tvm_ffi", "sgl_kernel", "flashinfer", "vllm", "deep_gemm", "deep_ep", "flash_mla",
-    "cuda", "pynvml", "decord", "soundfile", "xgrammar", "outlines", "llguidance", "triton_kernels",
-    "torch_memory_saver", "quack", "cutlass", "tilelang", "flash_attn", "openai_harmony", "partial_json_parser",
-    "compressed_tensors", "mistral_common", "kernels", "humming_kernels", "interegular", "timm", "tiktoken",
-    "sentencepiece", "modelscope", "blobfile", "datasets", "uvloop", "setproctitle",
-}  # fmt: skip
+    "gguf",
+    "torchvision",
+    "tvm_ffi",
+    "sgl_kernel",
+    "flashinfer",
+    "vllm",
+    "deep_gemm",
+    "deep_ep",
+    "flash_mla",
+    "cuda",
+    "pynvml",
+    "decord",
+    "soundfile",
+    "xgrammar",
+    "outlines",
+    "llguidance",
+    "triton_kernels",
+    "torch_memory_saver",
+    "quack",
+    "cutlass",
+    "tilelang",
+    "flash_attn",
+    "openai_harmony",
+    "partial_json_parser",
+    "compressed_tensors",
+    "mistral_common",
+    "kernels",
+    "humming_kernels",
+    "interegular",
+    "timm",
+    "tiktoken",
+    "sentencepiece",
+    "modelscope",
+    "blobfile",
+    "datasets",
+    "uvloop",
+    "setproctitle",
+}
 
 
 def _install_stubs() -> None:
@@ -161,18 +214,41 @@ class _Runtime:
     """SGLang's runtime-context bags for one rank, holding the server defaults."""
 
     def __init__(self, tp: int, page_size: int) -> None:
-        self.parallel = _ns(attn_tp_size=tp, attn_dcp_size=1, pp_size=1, launch_world_size=1,
-                            tp_size=tp, attn_cp_size=1, enable_dsa_cache_layer_split=False)  # fmt: skip
+        self.parallel = _ns(
+            attn_tp_size=tp,
+            attn_dcp_size=1,
+            pp_size=1,
+            launch_world_size=1,
+            tp_size=tp,
+            attn_cp_size=1,
+            enable_dsa_cache_layer_split=False,
+        )
         self.schedule = _ns(
-            swa_full_tokens_ratio=0.8, mamba_full_memory_ratio=0.9, max_total_tokens=None, page_size=page_size,
-            max_running_requests=None, max_mamba_cache_size=None, chunked_prefill_size=8192,
-            disable_overlap_schedule=False, _swa_full_tokens_ratio_explicitly_set=False,
-        )  # fmt: skip
-        self.memory = _ns(enable_unified_memory=False, enable_hisparse=False, disable_radix_cache=False,
-                          enable_hierarchical_cache=False, enable_unified_cache_external_linker=False)  # fmt: skip
-        self.exec = _ns(mamba=_ns(enable_mamba_extra_buffer=True, enable_mamba_extra_buffer_lazy=False,
-                                  enable_linear_replayssm_spec=False),
-                        kernel=_ns(dsa_prefill_backend=None, dsa_decode_backend=None))  # fmt: skip
+            swa_full_tokens_ratio=0.8,
+            mamba_full_memory_ratio=0.9,
+            max_total_tokens=None,
+            page_size=page_size,
+            max_running_requests=None,
+            max_mamba_cache_size=None,
+            chunked_prefill_size=8192,
+            disable_overlap_schedule=False,
+            _swa_full_tokens_ratio_explicitly_set=False,
+        )
+        self.memory = _ns(
+            enable_unified_memory=False,
+            enable_hisparse=False,
+            disable_radix_cache=False,
+            enable_hierarchical_cache=False,
+            enable_unified_cache_external_linker=False,
+        )
+        self.exec = _ns(
+            mamba=_ns(
+                enable_mamba_extra_buffer=True,
+                enable_mamba_extra_buffer_lazy=False,
+                enable_linear_replayssm_spec=False,
+            ),
+            kernel=_ns(dsa_prefill_backend=None, dsa_decode_backend=None),
+        )
         self.disagg = _ns(disaggregation_mode="null")
         self.spec = _ns(speculative_algorithm=None, speculative_num_draft_tokens=None)
 
@@ -183,19 +259,23 @@ class _Runtime:
     def patch(self, *modules) -> None:  # type: ignore[no-untyped-def]
         for m in modules:
             for name, value in (
-                ("get_parallel", lambda: self.parallel), ("get_schedule", lambda: self.schedule),
-                ("get_memory", lambda: self.memory), ("get_exec", lambda: self.exec),
-                ("get_disagg", lambda: self.disagg), ("get_spec", lambda: self.spec),
+                ("get_parallel", lambda: self.parallel),
+                ("get_schedule", lambda: self.schedule),
+                ("get_memory", lambda: self.memory),
+                ("get_exec", lambda: self.exec),
+                ("get_disagg", lambda: self.disagg),
+                ("get_spec", lambda: self.spec),
                 ("get_context", lambda: self),
-            ):  # fmt: skip
+            ):
                 if hasattr(m, name):
                     setattr(m, name, value)
 
 
 def _spec_algorithm():  # type: ignore[no-untyped-def]
     false = lambda: False  # noqa: E731
-    return _ns(is_eagle=false, is_standalone=false, is_dflash_family=false, is_none=lambda: True,
-               is_dspark=false)  # fmt: skip
+    return _ns(
+        is_eagle=false, is_standalone=false, is_dflash_family=false, is_none=lambda: True, is_dspark=false
+    )
 
 
 def _model_config(path: Path):  # type: ignore[no-untyped-def]
@@ -219,9 +299,13 @@ def _kv_dtype(mc, want: str, runtime: _Runtime):  # type: ignore[no-untyped-def]
         view = _ns(kv_cache_dtype=want, dsa_prefill_backend=None, dsa_decode_backend=None)
         want = overrides._dsa_kv_cache_dtype_default(view).get("kv_cache_dtype", want)
     _, dtype = configure_kv_cache_dtype(
-        server_args_kv_cache_dtype=want, model=None, model_dtype=mc.dtype, is_draft_worker=False,
-        is_dflash=False, speculative_draft_attention_backend=None,
-    )  # fmt: skip
+        server_args_kv_cache_dtype=want,
+        model=None,
+        model_dtype=mc.dtype,
+        is_draft_worker=False,
+        is_dflash=False,
+        speculative_draft_attention_backend=None,
+    )
     return dtype, want
 
 
@@ -238,32 +322,57 @@ def _case(path: Path, tp: int, want: str) -> dict:
     rt = _Runtime(tp, page)
     import sglang.srt.configs.mamba_utils as mu
     import sglang.srt.layers.cp.utils as cpu_utils
+    import sglang.srt.runtime_context as runtime_context
 
-    modules = [pc, kcc, hybrid_arch, qwen3_next, mu, cpu_utils]
+    modules = [pc, kcc, hybrid_arch, qwen3_next, mu, cpu_utils, runtime_context]
     for name in ("qwen3_5", "nemotron_h"):
-        try:
+        with contextlib.suppress(ImportError):
             modules.append(__import__(f"sglang.srt.configs.{name}", fromlist=["x"]))
-        except ImportError:
-            pass
+    modules += [
+        m for n, m in list(sys.modules.items()) if n.startswith("sglang.srt.configs.") and m is not None
+    ]
     rt.patch(*modules)
     for m in modules:
         if hasattr(m, "linear_attn_tp_size"):
             m.linear_attn_tp_size = lambda: tp
+    from sglang.srt.arg_groups import overrides
+
+    arch = mc.hf_config.architectures[0]
+    # overrides.py::_mamba_radix_cache_resolution with strategy auto, overlap on, triton backend.
+    rt.exec.mamba.enable_mamba_extra_buffer = (
+        arch in overrides._MAMBA_RADIX_CACHE_ARCHS and arch in overrides._MAMBA_EXTRA_BUFFER_ARCHS
+    )
     dtype, resolved = _kv_dtype(mc, want, rt)
     swa_ids, full_ids = (None, None)
     if mc.is_hybrid_swa:
         swa_ids, full_ids = get_hybrid_layer_ids(mc.hf_config.architectures, mc.hf_text_config)
-    layer_info = _ns(num_effective_layers=mc.num_hidden_layers, start_layer=0, end_layer=mc.num_hidden_layers,
-                     full_attention_layer_ids=full_ids or [], swa_attention_layer_ids=swa_ids or [],
-                     is_hybrid_swa_mtp_draft=False)  # fmt: skip
+    layer_info = _ns(
+        num_effective_layers=mc.num_hidden_layers,
+        start_layer=0,
+        end_layer=mc.num_hidden_layers,
+        full_attention_layer_ids=full_ids or [],
+        swa_attention_layer_ids=swa_ids or [],
+        is_hybrid_swa_mtp_draft=False,
+    )
     kvc = _ns(
-        model_config=mc, kv_cache_dtype=dtype, kv_cache_dtype_str=resolved, model_dtype=mc.dtype, page_size=page,
-        layer_info=layer_info, server_args=_ns(enable_hisparse=False), is_draft_worker=False,
-        spec_algorithm=_spec_algorithm(), use_mla_backend=mc.attention_arch == AttentionArch.MLA,
-        is_hybrid_swa=mc.is_hybrid_swa, sliding_window_size=getattr(mc.hf_text_config, "sliding_window", None),
-        pp_size=1, attn_dp_size=1, fused_entry_bytes=lambda name: None, extra_mamba_cache_bytes_per_req=0,
+        model_config=mc,
+        kv_cache_dtype=dtype,
+        kv_cache_dtype_str=resolved,
+        model_dtype=mc.dtype,
+        page_size=page,
+        layer_info=layer_info,
+        server_args=_ns(enable_hisparse=False),
+        is_draft_worker=False,
+        spec_algorithm=_spec_algorithm(),
+        use_mla_backend=mc.attention_arch == AttentionArch.MLA,
+        is_hybrid_swa=mc.is_hybrid_swa,
+        sliding_window_size=getattr(mc.hf_text_config, "sliding_window", None),
+        pp_size=1,
+        attn_dp_size=1,
+        fused_entry_bytes=lambda name: None,
+        extra_mamba_cache_bytes_per_req=0,
         device="cpu",
-    )  # fmt: skip
+    )
     pc.compute_page_shard_scratch_bytes = lambda *a, **k: 0
     kvc.mambaish_config = hybrid_arch.mambaish_config(mc)
     kvc.hybrid_gdn_config = hybrid_arch.hybrid_gdn_config(mc)
@@ -271,14 +380,23 @@ def _case(path: Path, tp: int, want: str) -> dict:
     kvc._calculate_mamba_ratio = lambda: kcc.KVCacheConfigurator._calculate_mamba_ratio(kvc)
     conf = pc.create_memory_pool_configurator(kvc)
     row: dict = {
-        "config": str(path.relative_to(ROOT / "configs")), "tp": tp, "kv_cache_dtype": want,
-        "resolved_kv_cache_dtype": str(dtype).replace("torch.", ""), "model_dtype": str(mc.dtype).replace("torch.", ""),
-        "context_len": mc.context_len, "page_size": page, "configurator": type(conf).__name__,
+        "config": str(path.relative_to(ROOT / "configs")),
+        "tp": tp,
+        "kv_cache_dtype": want,
+        "resolved_kv_cache_dtype": str(dtype).replace("torch.", ""),
+        "model_dtype": str(mc.dtype).replace("torch.", ""),
+        "context_len": mc.context_len,
+        "page_size": page,
+        "configurator": type(conf).__name__,
         "attention_arch": mc.attention_arch.name,
-    }  # fmt: skip
+        "architecture": mc.hf_config.architectures[0],
+        "servable": _servable(mc.hf_config.architectures[0]),
+    }
     if isinstance(conf, pc.HybridSWAPoolConfigurator):
-        row["cell_bytes"] = {"full": conf._full_per_token * conf._full_layers_num,
-                             "swa": conf._swa_per_token * conf._swa_layers_num}  # fmt: skip
+        row["cell_bytes"] = {
+            "full": conf._full_per_token * conf._full_layers_num,
+            "swa": conf._swa_per_token * conf._swa_layers_num,
+        }
         row["cell_size"] = conf._cell_size
     else:
         row["cell_bytes"] = {"full": conf._cell_size}
@@ -298,15 +416,30 @@ def _case(path: Path, tp: int, want: str) -> dict:
             available = int(rest * (1 << 30))
             sizes = conf.calculate_pool_sizes(available, page)
             reqs = kcc.KVCacheConfigurator.resolve_max_num_reqs(kvc, sizes.max_total_num_tokens)
-            row["budgets"].append({
-                "available_bytes": budget, "max_total_num_tokens": sizes.max_total_num_tokens,
-                "swa_max_total_num_tokens": sizes.swa_max_total_num_tokens,
-                "max_mamba_cache_size": rt.schedule.max_mamba_cache_size, "max_running_requests": reqs,
-            })  # fmt: skip
+            row["budgets"].append(
+                {
+                    "available_bytes": budget,
+                    "max_total_num_tokens": sizes.max_total_num_tokens,
+                    "swa_max_total_num_tokens": sizes.swa_max_total_num_tokens,
+                    "max_mamba_cache_size": rt.schedule.max_mamba_cache_size,
+                    "max_running_requests": reqs,
+                }
+            )
         except Exception as exc:  # SGLang's own refusal (e.g. SWA pool too small)
             row["budgets"].append({"available_bytes": budget, "error": f"{type(exc).__name__}: {exc}"})
     del torch
     return row
+
+
+def _servable(arch: str) -> bool:
+    """Whether SGLang has a model class for ``arch`` (a ``class <arch>`` in srt/models/*.py)."""
+    import re
+
+    import sglang
+
+    models = Path(sglang.__file__).parent / "srt" / "models"
+    pattern = re.compile(rf"^class {re.escape(arch)}\b", re.MULTILINE)
+    return any(pattern.search(f.read_text(errors="ignore")) for f in models.glob("*.py"))
 
 
 def _mem_fraction(gpu_mib: float, tp: int, mla: bool) -> dict:
@@ -315,12 +448,29 @@ def _mem_fraction(gpu_mib: float, tp: int, mla: bool) -> dict:
     from sglang.srt.arg_groups.model_overrides import qwen3_vl
     from sglang.srt.model_executor.cuda_graph_config import default_cuda_graph_config
 
-    cfg = _ns(device="cuda", cuda_graph_config=default_cuda_graph_config(), chunked_prefill_size=None, tp_size=tp,
-              pp_size=1, max_running_requests=None, mem_fraction_static=None, max_total_tokens=None,
-              model_path="model", language_only=False, language_model_only=False, disaggregation_mode="null",
-              max_prefill_tokens=16384, speculative_num_draft_tokens=None, enable_symm_mem=False,
-              disable_cuda_graph_padding=False, speculative_algorithm=None, torch_compile_max_bs=None,
-              attn_dp_size=1, moe_a2a_backend="none", _cuda_graph_config_locked=set())  # fmt: skip
+    cfg = _ns(
+        device="cuda",
+        cuda_graph_config=default_cuda_graph_config(),
+        chunked_prefill_size=None,
+        tp_size=tp,
+        pp_size=1,
+        max_running_requests=None,
+        mem_fraction_static=None,
+        max_total_tokens=None,
+        model_path="model",
+        language_only=False,
+        language_model_only=False,
+        disaggregation_mode="null",
+        max_prefill_tokens=16384,
+        speculative_num_draft_tokens=None,
+        enable_symm_mem=False,
+        disable_cuda_graph_padding=False,
+        speculative_algorithm=None,
+        torch_compile_max_bs=None,
+        attn_dp_size=1,
+        moe_a2a_backend="none",
+        _cuda_graph_config_locked=set(),
+    )
     cfg.cuda_graph_config.prefill.backend = "breakable"  # default_prefill_backend() on CUDA
 
     def declare(server_args, source, **fields):  # type: ignore[no-untyped-def]
@@ -339,9 +489,14 @@ def _mem_fraction(gpu_mib: float, tp: int, mla: bool) -> dict:
     memory_hook.get_device_memory_capacity = lambda device=None: gpu_mib
     qwen3_vl.expand_multimodal_decode_graph_to_running_limit = lambda *a, **k: None
     memory_hook.handle_gpu_memory_settings(cfg)
-    return {"gpu_mem_mib": gpu_mib, "tp": tp, "mla": mla, "mem_fraction_static": cfg.mem_fraction_static,
-            "chunked_prefill_size": cfg.chunked_prefill_size,
-            "cuda_graph_max_bs": cfg.cuda_graph_config.decode.max_bs}  # fmt: skip
+    return {
+        "gpu_mem_mib": gpu_mib,
+        "tp": tp,
+        "mla": mla,
+        "mem_fraction_static": cfg.mem_fraction_static,
+        "chunked_prefill_size": cfg.chunked_prefill_size,
+        "cuda_graph_max_bs": cfg.cuda_graph_config.decode.max_bs,
+    }
 
 
 def inner() -> None:
@@ -359,8 +514,14 @@ def inner() -> None:
                 try:
                     rows.append(_case(cfg.parent, tp, want))
                 except Exception as exc:
-                    refused.append({"config": str(cfg.parent.relative_to(ROOT / "configs")), "tp": tp,
-                                    "kv_cache_dtype": want, "error": f"{type(exc).__name__}: {exc}"[:400]})  # fmt: skip
+                    refused.append(
+                        {
+                            "config": str(cfg.parent.relative_to(ROOT / "configs")),
+                            "tp": tp,
+                            "kv_cache_dtype": want,
+                            "error": f"{type(exc).__name__}: {exc}"[:400],
+                        }
+                    )
     fractions = [_mem_fraction(g, tp, mla) for g in GPU_MIB for tp in (1, 2, 4, 8) for mla in (False, True)]
     doc = {
         "sglang": "0.5.23",
@@ -371,7 +532,56 @@ def inner() -> None:
         "mem_fraction_static": fractions,
     }
     OUT.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    OUT_MD.write_text(markdown(doc))
     print(f"{len(rows)} rows, {len(refused)} refused, {len(fractions)} mem_fraction rows -> {OUT}")
+
+
+def markdown(doc: dict) -> str:
+    """docs/sglang_validation.md: one line per config at tp 1 / 8, auto dtype, plus the refusals."""
+    out = [
+        "# SGLang 0.5.23: its own sizing code on every config",
+        "",
+        "Written by `scripts/validate_sglang.py` (opt-in; see its docstring for what ran as SGLang code",
+        "and what was patched). Full data: `sglang_validation.json` (tp 1/2/8 × auto/fp8_e4m3,",
+        "two budgets each);",
+        "`tests/test_sglang.py` checks kvcalc against every row. Cells are bytes per token per rank",
+        f"(mamba: per state slot); tokens for a budget of {doc['budgets'][1]:,} bytes per rank.",
+        "",
+        "| config | tp | kv dtype | configurator | cell bytes | context_len | max_total_num_tokens "
+        "| max_running_requests |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        if r["kv_cache_dtype"] != "auto" or r["tp"] == 2:
+            continue
+        b = r["budgets"][1]
+        cells = ", ".join(f"{k} {v:,}" for k, v in r["cell_bytes"].items())
+        tokens = b.get("max_total_num_tokens", b.get("error", ""))
+        served = "" if r["servable"] else " (no SGLang model class)"
+        out.append(
+            f"| {r['config']}{served} | {r['tp']} | {r['resolved_kv_cache_dtype']} | {r['configurator']} "
+            f"| {cells} | "
+            f"{r['context_len']:,} | {tokens} | {b.get('max_running_requests', '')} |"
+        )
+    out += ["", "Configs SGLang's code could not size on CPU:", ""]
+    seen = set()
+    for r in doc["refused"]:
+        if r["config"] not in seen:
+            seen.add(r["config"])
+            out.append(f"- {r['config']}: {r['error']}")
+    out += [
+        "",
+        "Default mem_fraction_static (handle_gpu_memory_settings, text models):",
+        "",
+        "| GPU MiB | tp | MLA | mem_fraction_static | chunked_prefill_size | cuda_graph_max_bs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in doc["mem_fraction_static"]:
+        out.append(
+            f"| {f['gpu_mem_mib']:.0f} | {f['tp']} | {f['mla']} | {f['mem_fraction_static']} | "
+            f"{f['chunked_prefill_size']} | {f['cuda_graph_max_bs']} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:

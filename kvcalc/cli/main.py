@@ -22,6 +22,7 @@ from typing import Any
 
 import kvcalc
 from kvcalc.cli import llamacpp as llamacpp_cli
+from kvcalc.cli import sglang as sglang_cli
 from kvcalc.cli import trtllm as trtllm_cli
 from kvcalc.cli.common import (
     TOKENS_HELP,
@@ -45,7 +46,7 @@ from kvcalc.errors import KVCalcError
 __all__ = ["COMMANDS", "main", "parse_tokens", "resolve_model", "seed_main"]
 
 #: engines ``kvcalc kv --engine`` accepts: the registered ones and llama.cpp's (kvcalc.cli.llamacpp)
-_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, llamacpp_cli.ENGINE)))
+_KV_ENGINES = tuple(dict.fromkeys((*kvcalc.ENGINES, sglang_cli.ENGINE, llamacpp_cli.ENGINE)))
 
 
 def _tokens_label(n: int) -> str:
@@ -60,7 +61,7 @@ def _tokens_label(n: int) -> str:
 def _register_kv(sub: Any) -> None:
     p = sub.add_parser("kv", help="KV cache bytes of one model", description="KV cache (and state) bytes.")
     p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
-    p.add_argument("--seq-len", type=_tokens, help=TOKENS_HELP + " (required, except with -c for llama.cpp)")
+    p.add_argument("--seq-len", type=_tokens, help=TOKENS_HELP + " (required, except with -c for llama.cpp and with --engine sglang)")
     p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
     p.add_argument(
         "--kv-dtype",
@@ -85,6 +86,7 @@ def _register_kv(sub: Any) -> None:
     )
     trtllm_cli.add_kv_options(p)
     llamacpp_cli.add_kv_options(p)
+    sglang_cli.add_options(p, plan=False)
     _add_json(p)
     p.set_defaults(func=_run_kv)
 
@@ -92,6 +94,8 @@ def _register_kv(sub: Any) -> None:
 def _run_kv(args: argparse.Namespace) -> int:
     if args.engine == llamacpp_cli.ENGINE:
         return llamacpp_cli.run_kv(args)
+    if args.engine == sglang_cli.ENGINE:
+        return sglang_cli.run_kv(args)
     if args.seq_len is None:
         raise KVCalcError("the following arguments are required: --seq-len")
     if args.engine == "trtllm":
@@ -269,7 +273,7 @@ def _register_plan(sub: Any) -> None:
     p.add_argument(
         "--engine",
         default="vllm",
-        choices=("vllm", "trtllm", llamacpp_cli.ENGINE),
+        choices=("vllm", "trtllm", sglang_cli.ENGINE, llamacpp_cli.ENGINE),
         help="serving engine (default vllm)",
     )
     p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
@@ -284,6 +288,7 @@ def _register_plan(sub: Any) -> None:
     _plan_options(p)
     trtllm_cli.add_plan_options(p)
     llamacpp_cli.add_plan_options(p)
+    sglang_cli.add_options(p, plan=True)
     p.set_defaults(func=_run_plan)
 
 
@@ -294,6 +299,8 @@ def _run_plan(args: argparse.Namespace) -> int:
         return trtllm_cli.run_plan(args)
     if args.engine == llamacpp_cli.ENGINE:
         return llamacpp_cli.run_plan(args)
+    if args.engine == sglang_cli.ENGINE:
+        return sglang_cli.run_plan(args)
     if not args.gpu:
         raise KVCalcError("gpu: --gpu is required with --engine vllm")
     model = resolve_model(args.model)

@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvcalc.dtypes import get_dtype
-from kvcalc.errors import KVCalcError
-from kvcalc.layers import (
+from kvcalc.core.dtypes import get_dtype
+from kvcalc.core.layers import (
     MLA,
     ChunkedAttention,
     FullAttention,
@@ -39,7 +38,8 @@ from kvcalc.layers import (
     _Attention,
     cdiv,
 )
-from kvcalc.model import Model
+from kvcalc.core.model import Model
+from kvcalc.errors import KVCalcError
 
 SGLANG_VERSION = "0.5.23"
 
@@ -83,10 +83,13 @@ _TIERS = (
     (float("inf"), 16384, 512, 512),
 )
 
-#: ``nvidia-smi --query-gpu=memory.total`` (MiB) where kvcalc's GPU catalog holds the CUDA total
-#: instead (SGLang's get_nvgpu_memory_capacity reads nvidia-smi). H100 SXM: 81559 MiB reproduces the
-#: 0.830 / 0.812 defaults SGLang picks at tp 1 / 8.
-_SMI_MIB = {"h100": 81559, "a100-80gb": 81920}
+#: ``nvidia-smi --query-gpu=memory.total`` (MiB) of the catalog GPUs whose catalog figure is the CUDA
+#: total (SGLang's get_nvgpu_memory_capacity reads nvidia-smi). H100 SXM: 81559 MiB reproduces the
+#: 0.830 / 0.812 defaults SGLang picks at tp 1 / 8; the others are the figures the catalog's sources cite.
+_SMI_MIB = {
+    "h100": 81559, "h200": 143771, "a100-80gb": 81920, "a100-40gb": 40960, "l40s": 46068, "a40": 46068,
+    "l4": 23034, "rtx-4090": 24564, "rtx-3090": 24576,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,18 @@ def _check_options(o: Options) -> Options:
             f"kv_cache_dtype: SGLang value {o.kv_cache_dtype!r} is not modelled; use one of "
             f"{', '.join(KV_CACHE_DTYPES)}"
         )
-    if o.page_size is not None and (isinstance(o.page_size, bool) or not isinstance(o.page_size, int)
-                                    or o.page_size < 1):
+    if o.page_size is not None and (
+        isinstance(o.page_size, bool) or not isinstance(o.page_size, int) or o.page_size < 1
+    ):
         raise KVCalcError(f"page_size: expected a positive integer, got {o.page_size!r}")
     for name in ("swa_full_tokens_ratio", "mamba_full_memory_ratio"):
         value = getattr(o, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise KVCalcError(f"{name}: expected a number in (0, 1], got {value!r}")
     if o.mamba_ssm_dtype not in (None, "float32", "bfloat16", "float16"):
-        raise KVCalcError(f"mamba_ssm_dtype: expected float32, bfloat16 or float16, got {o.mamba_ssm_dtype!r}")
+        raise KVCalcError(
+            f"mamba_ssm_dtype: expected float32, bfloat16 or float16, got {o.mamba_ssm_dtype!r}"
+        )
     for name in ("max_running_requests", "context_length", "chunked_prefill_size"):
         value = getattr(o, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -180,13 +186,14 @@ MAMBAISH_ARCHS = {
 
 #: Architectures SGLang 0.5.23 has no model class for (srt/models/*: EntryClass), or that kvcalc
 #: does not model under SGLang, with the reason.
+_PURE_SSM = "pure-SSM models (no KV pool; max_total_num_tokens = context length) are not modelled"
 UNSUPPORTED = {
     "JambaForCausalLM": "SGLang 0.5.23 has no model class for JambaForCausalLM",
     "T5ForConditionalGeneration": "SGLang 0.5.23 has no model class for T5ForConditionalGeneration",
     "FalconForCausalLM": "SGLang 0.5.23 has no model class for FalconForCausalLM",
     "WhisperForConditionalGeneration": "encoder-decoder (Whisper's cross-attention buffers) is not modelled",
-    "MambaForCausalLM": "pure-SSM models (no KV pool; max_total_num_tokens = context length) are not modelled",
-    "Mamba2ForCausalLM": "pure-SSM models (no KV pool; max_total_num_tokens = context length) are not modelled",
+    "MambaForCausalLM": _PURE_SSM,
+    "Mamba2ForCausalLM": _PURE_SSM,
     "FalconMambaForCausalLM": "pure-SSM models are not modelled",
 }
 
@@ -195,13 +202,20 @@ UNSUPPORTED = {
 MULTIMODAL_ARCHS = frozenset({
     "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration",
     "Llama4ForConditionalGeneration", "Gemma3ForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration",
-    "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration", "Mistral3ForConditionalGeneration",
+    "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration",
+    "Mistral3ForConditionalGeneration",
     "KimiK25ForConditionalGeneration", "PixtralForConditionalGeneration", "Gemma3nForConditionalGeneration",
 })  # fmt: skip
 
 #: utils/hf_transformers/common.py::CONTEXT_LENGTH_KEYS (first present wins), plus transformers'
 #: attribute_map aliases SGLang sees through the config object (GPT-2 ``n_positions``).
-_CONTEXT_KEYS = ("max_sequence_length", "seq_length", "max_seq_len", "model_max_length", "max_position_embeddings")
+_CONTEXT_KEYS = (
+    "max_sequence_length",
+    "seq_length",
+    "max_seq_len",
+    "model_max_length",
+    "max_position_embeddings",
+)
 _CONTEXT_ALIASES = {"max_position_embeddings": ("n_positions",)}
 
 _STR_DTYPE = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
@@ -415,7 +429,9 @@ def _mla_token_bytes(model: Model, spec: MLA, dtype: str) -> tuple[int, int]:
         if dtype == "fp8_e4m3":
             if spec.kv_lora_rank % DSA_QUANT_BLOCK:
                 raise KVCalcError(f"kv_lora_rank: {spec.kv_lora_rank} is not a multiple of {DSA_QUANT_BLOCK}")
-            latent = (spec.kv_lora_rank + spec.kv_lora_rank // DSA_QUANT_BLOCK * 4 + spec.qk_rope_head_dim * 2) * elem
+            latent = (
+                spec.kv_lora_rank + spec.kv_lora_rank // DSA_QUANT_BLOCK * 4 + spec.qk_rope_head_dim * 2
+            ) * elem
         kpool = int(_text(model).get("index_kpool") or 1)
         ihd = spec.index_head_dim
         indexer = cdiv(ihd + ihd // DSA_QUANT_BLOCK * 4, kpool)
@@ -430,8 +446,10 @@ def _dsa_skipped_layers(model: Model) -> bool:
     text = _text(model)
     if text.get("indexer_types") is not None and "shared" in text["indexer_types"]:
         return True
-    return (text.get("cli_factor") or 1) > 1 or text.get("index_topk_pattern") is not None or (
-        (text.get("index_topk_freq") or 1) > 1
+    return (
+        (text.get("cli_factor") or 1) > 1
+        or text.get("index_topk_pattern") is not None
+        or ((text.get("index_topk_freq") or 1) > 1)
     )
 
 
@@ -458,7 +476,11 @@ def _state_slot_bytes(model: Model, states: list[LayerSpec], tp: int, ssm_dtype:
     for s in states:
         if isinstance(s, GatedDeltaNet):
             inter, groups, heads, hdim, dstate, kernel = (
-                s.num_v_heads * s.v_head_dim, s.num_k_heads, s.num_v_heads, s.v_head_dim, s.k_head_dim,
+                s.num_v_heads * s.v_head_dim,
+                s.num_k_heads,
+                s.num_v_heads,
+                s.v_head_dim,
+                s.k_head_dim,
                 s.conv_kernel,
             )
         elif isinstance(s, Mamba2):
@@ -513,7 +535,9 @@ def layout(model: Model, opts: Options | None = None) -> Layout:
             raise KVCalcError("model: MLA models with non-MLA layers are not modelled")
         # One DSATokenToKVPool holds the latent and the indexer keys: one cell.
         cell = (latent + indexer) * n
-        return Layout("default", (Pool("full", n, cell),), cell, mla=True, indexer_cell_bytes=indexer * n, **base)
+        return Layout(
+            "default", (Pool("full", n, cell),), cell, mla=True, indexer_cell_bytes=indexer * n, **base
+        )
     if model.architecture in HYBRID_SWA_MODELLED:
         return _swa_layout(model, leaves, o, base, elem)
     # DefaultPoolConfigurator: every hidden layer gets a K and a V buffer (num_effective_layers);
@@ -650,11 +674,14 @@ def pool_sizes(lay: Layout, available_bytes: int, *, max_running_requests: int |
 # ---------------------------------------------------------------------------------------------
 
 
-def gpu_memory_mib(key: str, memory_bytes: int) -> float:
-    """get_device_memory_capacity: nvidia-smi memory.total in MiB."""
+def gpu_memory_mib(key: str, memory_bytes: int, memory_source: str = "") -> float:
+    """get_device_memory_capacity: nvidia-smi memory.total in MiB (the catalog's figure when that is
+    what it holds, else the nvidia-smi figure of _SMI_MIB)."""
     if key in _SMI_MIB:
         return float(_SMI_MIB[key])
-    return memory_bytes / MIB
+    if memory_source.startswith("nvidia-smi memory.total"):
+        return memory_bytes / MIB
+    raise KVCalcError(f"gpu: the nvidia-smi memory.total of {key} (what SGLang reads) is not known")
 
 
 @dataclass(frozen=True)
@@ -679,21 +706,23 @@ def prefill_graph_sizes(max_bs: int) -> int:
 
 
 def gpu_defaults(gpu_mem_mib: float, tp: int, *, mla: bool, chunked_prefill_size: int | None = None,
-                 max_running_requests: int | None = None) -> GpuDefaults:  # fmt: skip
+                 max_running_requests: int | None = None, model_path: str = "") -> GpuDefaults:  # fmt: skip
     """Default chunked_prefill_size, decode cuda-graph max_bs and mem_fraction_static.
 
     reserved = 512 + max(chunked, 2048)·1.5 + tp/8·1024 + graphs, floored at 10240 MiB above 60 GiB;
-    graphs = decode max_bs·2 + (prefill graph sizes·8, or 1536 for MLA);
+    graphs = decode max_bs·2 + (prefill graph sizes·8, or 1536 for MLA); the prefill graphs go up to
+    chunked (MLA: at most 8192; a model path containing ``llama-2``: at most 4096);
     mem_fraction_static = round((gpu − reserved)/gpu, 3).
     """
-    for bound, chunk, bs_small, bs_large in _TIERS:
-        if gpu_mem_mib < bound:
-            break
+    tier = next(t for t in _TIERS if gpu_mem_mib < t[0])
+    _, chunk, bs_small, bs_large = tier
     chunked = chunked_prefill_size if chunked_prefill_size is not None else chunk
     max_bs = bs_small if tp < 4 else bs_large
     if max_running_requests is not None and max_bs > max_running_requests:
         max_bs = max_running_requests
     prefill_max = min(8192, chunked) if mla else chunked
+    if "llama-2" in model_path.lower():
+        prefill_max = min(prefill_max, 4096)
     n_prefill = prefill_graph_sizes(prefill_max)
     reserved = 512 + max(chunked, 2048) * 1.5 + tp * 1 / 8 * 1024
     reserved += max_bs * 2 + (1.5 * 1024 if mla else n_prefill * 8)
@@ -718,7 +747,9 @@ def available_bytes(pre_load_free_bytes: int, weights_bytes: int, mem_fraction_s
 # ---------------------------------------------------------------------------------------------
 
 
-def log_line(sizes: PoolSizes, lay: Layout, chunked_prefill_size: int, available_gpu_mem_gb: float | None) -> str:
+def log_line(
+    sizes: PoolSizes, lay: Layout, chunked_prefill_size: int, available_gpu_mem_gb: float | None
+) -> str:
     """``max_total_num_tokens=…, chunked_prefill_size=…, max_prefill_tokens=…, max_running_requests=…,
     context_len=…, available_gpu_mem=… GB`` (available_gpu_mem is measured after start-up)."""
     mem = f"{available_gpu_mem_gb:.2f}" if available_gpu_mem_gb is not None else "?"
