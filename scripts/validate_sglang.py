@@ -547,6 +547,11 @@ def markdown(doc: dict) -> str:
         "`tests/test_sglang.py` checks kvcalc against every row. Cells are bytes per token per rank",
         f"(mamba: per state slot); tokens for a budget of {doc['budgets'][1]:,} bytes per rank.",
         "",
+        "kvcalc refuses, with the reason, the rows SGLang cannot serve (no model class: Jamba, T5, Falcon)",
+        "and",
+        "the ones it does not model under SGLang (Whisper's encoder-decoder buffers, pure-SSM Mamba;",
+        "`state-spaces/mamba2-2.7b` has no `architectures` and SGLang reads it as MambaForCausalLM).",
+        "",
         "| config | tp | kv dtype | configurator | cell bytes | context_len | max_total_num_tokens "
         "| max_running_requests |",
         "|---|---|---|---|---|---|---|---|",
@@ -564,6 +569,8 @@ def markdown(doc: dict) -> str:
             f"{r['context_len']:,} | {tokens} | {b.get('max_running_requests', '')} |"
         )
     out += ["", "Configs SGLang's code could not size on CPU:", ""]
+    if not doc["refused"]:
+        out.append("- none")
     seen = set()
     for r in doc["refused"]:
         if r["config"] not in seen:
