@@ -391,6 +391,7 @@ def _case(path: Path, tp: int, want: str) -> dict:
         "attention_arch": mc.attention_arch.name,
         "architecture": mc.hf_config.architectures[0],
         "servable": _servable(mc.hf_config.architectures[0]),
+        "qkv_divisible": _qkv_divisible(mc, tp),
     }
     if isinstance(conf, pc.HybridSWAPoolConfigurator):
         row["cell_bytes"] = {
@@ -429,6 +430,23 @@ def _case(path: Path, tp: int, want: str) -> dict:
             row["budgets"].append({"available_bytes": budget, "error": f"{type(exc).__name__}: {exc}"})
     del torch
     return row
+
+
+def _qkv_divisible(mc, tp: int) -> bool:  # type: ignore[no-untyped-def]
+    """Whether QKVParallelLinear (layers/linear.py) can split the heads: divide(heads, tp), and
+    divide(kv, tp) or divide(tp, kv) — SGLang's own ``divide``; MHA models only."""
+    from sglang.srt.configs.model_config import AttentionArch
+    from sglang.srt.distributed.utils import divide
+
+    if mc.attention_arch != AttentionArch.MHA:
+        return True
+    try:
+        divide(mc.num_attention_heads, tp)
+        kv = mc.get_total_num_kv_heads()
+        divide(tp, kv) if tp >= kv else divide(kv, tp)
+    except (AssertionError, ValueError, ZeroDivisionError):
+        return False
+    return True
 
 
 def _servable(arch: str) -> bool:
@@ -563,6 +581,8 @@ def markdown(doc: dict) -> str:
         cells = ", ".join(f"{k} {v:,}" for k, v in r["cell_bytes"].items())
         tokens = b.get("max_total_num_tokens", b.get("error", ""))
         served = "" if r["servable"] else " (no SGLang model class)"
+        if not r["qkv_divisible"]:
+            served += " (tp does not split the heads: model cannot be built)"
         out.append(
             f"| {r['config']}{served} | {r['tp']} | {r['resolved_kv_cache_dtype']} | {r['configurator']} "
             f"| {cells} | "

@@ -69,6 +69,10 @@ def test_equal_to_sglang(row: dict) -> None:
         with pytest.raises(kvcalc.KVCalcError, match=NOT_MODELLED.get(arch, "no model class")):
             s.layout(m, opts)
         return
+    if not row["qkv_divisible"]:  # SGLang's QKVParallelLinear cannot split these heads
+        with pytest.raises(kvcalc.KVCalcError, match="tensor_parallel_size"):
+            s.layout(m, opts)
+        return
     got = s.layout(m, opts)
     assert got.cell_bytes == row["cell_bytes"]
     assert got.cell_size == row["cell_size"]
@@ -243,6 +247,10 @@ REFUSED = [
     ("meta-llama/Llama-3.1-8B", {"tensor_parallel_size": 0}, "tensor_parallel_size"),
     ("meta-llama/Llama-3.1-8B", {"swa_full_tokens_ratio": 1.5}, "swa_full_tokens_ratio"),
     ("meta-llama/Llama-3.1-8B", {"context_length": 10**7}, "context_length"),
+    # QKVParallelLinear: 28 query heads over 8 ranks; 8 KV heads over 5 ranks; 8 KV heads replicated on 20
+    ("Qwen/Qwen2.5-7B-Instruct", {"tensor_parallel_size": 8}, "does not divide num_attention_heads 28"),
+    ("Qwen/Qwen2.5-32B", {"tensor_parallel_size": 5}, "does not divide num_key_value_heads 8"),
+    ("Qwen/Qwen2.5-32B", {"tensor_parallel_size": 20}, "not a multiple of num_key_value_heads 8"),
     ("deepseek-ai/DeepSeek-V3.2", {"kv_cache_dtype": "fp8_e5m2"}, "kv_cache_dtype"),
 ]
 
@@ -374,4 +382,37 @@ def test_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "Llama-3.1-8B", "--engine", "sglang"]) == 2
     assert "available_bytes" in capsys.readouterr().err
     assert main(["kv", "Llama-3.1-8B", "--engine", "vllm"]) == 2
-    assert "seq_len" in capsys.readouterr().err
+    assert "--seq-len" in capsys.readouterr().err
+
+
+# --- 5. the engine registry ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("hf_id", "opts", "seq_len", "expected"), REQUESTS)
+def test_kv_cache_bytes_engine_sglang(
+    hf_id: str, opts: dict[str, object], seq_len: int, expected: int
+) -> None:
+    """kvcalc.kv_cache_bytes(..., engine="sglang") is the request's bytes; layers sum to it."""
+    m = model(hf_id)
+    kw = {"engine": "sglang", "kv_dtype": "auto", **opts}
+    assert kvcalc.kv_cache_bytes(m, seq_len, **kw) == expected
+    assert kvcalc.kv_cache_bytes(m, seq_len, batch_size=3, **kw) == 3 * expected
+    assert sum(kvcalc.layer_bytes(m, seq_len, **kw)) == expected
+
+
+def test_kv_cache_bytes_engine_sglang_options() -> None:
+    m = model("meta-llama/Llama-3.1-70B")
+    per_token = 1 * 256 * 80  # tp 8: one KV head per rank, fp8
+    assert (
+        kvcalc.kv_cache_bytes(m, 5000, engine="sglang", kv_dtype="fp8", tensor_parallel_size=8)
+        == 5000 * per_token
+    )
+    paged = kvcalc.kv_cache_bytes(m, 5000, engine="sglang", kv_dtype="bf16", page_size=64)
+    assert paged == 5056 * 8 * 256 * 80 * 2  # 79 pages of 64
+    with pytest.raises(kvcalc.KVCalcError, match="kv_dtype"):
+        kvcalc.kv_cache_bytes(m, 10, engine="sglang", kv_dtype="fp32")
+    with pytest.raises(kvcalc.KVCalcError, match="seq_len"):
+        kvcalc.kv_cache_bytes(m, 131073, engine="sglang", kv_dtype="auto")
+    with pytest.raises(kvcalc.KVCalcError, match="swa_full_tokens_ratio"):
+        kvcalc.kv_cache_bytes(m, 10, engine="sglang", swa_full_tokens_ratio=0)
+    assert "sglang" in kvcalc.ENGINES

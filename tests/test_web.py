@@ -38,7 +38,7 @@ def test_version_round_trip() -> None:
 def test_catalog_lists_controls() -> None:
     cat = call({"op": "catalog"})
     assert cat["ok"] and "fp8" in cat["dtypes"]
-    assert cat["engines"] == ["ideal", "transformers", "vllm", "trtllm", "llama.cpp"]
+    assert cat["engines"] == ["ideal", "transformers", "vllm", "trtllm", "sglang", "llama.cpp"]
     assert cat["default_request"]["kv_dtypes"] == ["bf16", "fp8"]
 
 

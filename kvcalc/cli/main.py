@@ -61,7 +61,11 @@ def _tokens_label(n: int) -> str:
 def _register_kv(sub: Any) -> None:
     p = sub.add_parser("kv", help="KV cache bytes of one model", description="KV cache (and state) bytes.")
     p.add_argument("model", help="preloaded name, config.json path, or Hugging Face id")
-    p.add_argument("--seq-len", type=_tokens, help=TOKENS_HELP + " (required, except with -c for llama.cpp and with --engine sglang)")
+    p.add_argument(
+        "--seq-len",
+        type=_tokens,
+        help=TOKENS_HELP + " (required, except with -c for llama.cpp and with --engine sglang)",
+    )
     p.add_argument("--batch-size", type=_positive, default=1, help="concurrent sequences (default 1)")
     p.add_argument(
         "--kv-dtype",

@@ -17,6 +17,7 @@ from kvcalc.deploy.sglang_plan import plan_sglang
 from kvcalc.engines import sglang
 from kvcalc.errors import KVCalcError
 
+ENGINE = "sglang"
 SOURCE = (
     f"SGLang {sglang.SGLANG_VERSION} (pool_configurator.py, kv_cache_configurator.py); see notes/sglang.md"
 )

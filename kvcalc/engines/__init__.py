@@ -14,7 +14,7 @@ from typing import Any
 
 from kvcalc.core.fields import LIMITS, check_int
 from kvcalc.core.model import Model, with_encoder_seq_len
-from kvcalc.engines import ideal, llamacpp, transformers, trtllm, vllm
+from kvcalc.engines import ideal, llamacpp, sglang, transformers, trtllm, vllm
 from kvcalc.engines.base import Request, request
 from kvcalc.engines.vllm import VLLMPage
 from kvcalc.errors import KVCalcError
@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 #: Engine name → module (each module: NAME, OPTIONS, check, layer_bytes).
-ENGINE_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (ideal, transformers, vllm, trtllm, llamacpp)}
+ENGINE_MODULES: dict[str, ModuleType] = {
+    m.NAME: m for m in (ideal, transformers, vllm, trtllm, sglang, llamacpp)
+}
 ENGINES = tuple(ENGINE_MODULES)
 #: Every option some engine takes (an option of another engine is ignored, an unknown one refused).
 ALL_OPTIONS = {k for m in ENGINE_MODULES.values() for k in m.OPTIONS}
@@ -103,7 +105,8 @@ def kv_cache_bytes(
 
     ``kv_dtype`` may be ``"auto"`` (the model's dtype). Engine options: vLLM ``block_size`` (16),
     ``max_num_batched_tokens`` (8192), ``enable_prefix_caching`` (True); TensorRT-LLM
-    ``tokens_per_block`` (32), ``max_attention_window``, ``phase`` …; see each engine module.
+    ``tokens_per_block`` (32), ``max_attention_window``, ``phase`` …; SGLang ``page_size``,
+    ``swa_full_tokens_ratio``, ``mamba_ssm_dtype`` …; see each engine module.
     """
     kw = {"batch_size": batch_size, "kv_dtype": kv_dtype, "engine": engine}
     return sum(

@@ -39,6 +39,7 @@ from kvcalc.core.layers import (
     cdiv,
 )
 from kvcalc.core.model import Model
+from kvcalc.engines.base import check_kv_heads_split
 from kvcalc.errors import KVCalcError
 
 SGLANG_VERSION = "0.5.23"
@@ -318,6 +319,22 @@ def page_size(model: Model, opts: Options) -> int:
     return 1
 
 
+def _check_tp_split(model: Model, tp: int) -> None:
+    """QKVParallelLinear (layers/linear.py) divides the query heads by tp, and the KV heads by tp when
+    tp is smaller (else one replicated head per rank): SGLang fails to build the model otherwise."""
+    text = _text(model)
+    heads = text.get("num_attention_heads") or text.get("n_head")
+    if isinstance(heads, int) and heads and heads % tp:
+        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}")
+    check_kv_heads_split(model, tp)
+    for leaf in _leaves(model):
+        if isinstance(leaf, _Attention) and leaf.kv_heads <= tp and tp % leaf.kv_heads:
+            raise KVCalcError(
+                f"tensor_parallel_size: {tp} is not a multiple of num_key_value_heads {leaf.kv_heads} "
+                "(SGLang replicates each KV head over tp / heads ranks)"
+            )
+
+
 def _check_model(model: Model) -> None:
     arch = model.architecture
     if arch in UNSUPPORTED:
@@ -366,6 +383,7 @@ class Layout:
     mamba_cap_ratio: int = 0
     mla: bool = False
     indexer_cell_bytes: int = 0
+    ssm_dtype: str = "fp32"
     notes: tuple[str, ...] = field(default=())
 
     def pool(self, name: str) -> Pool:
@@ -513,6 +531,7 @@ def layout(model: Model, opts: Options | None = None) -> Layout:
     o = _check_options(opts or Options())
     _check_model(model)
     tp = o.tensor_parallel_size
+    _check_tp_split(model, tp)
     dtype = kv_cache_dtype(model, o)
     elem = _elem(dtype)
     page = page_size(model, o)
@@ -581,6 +600,7 @@ def _mamba_layout(model: Model, leaves: list[LayerSpec], o: Options, base: dict[
     cap_ratio = 1 if o.disable_radix_cache else MAMBA_SLOTS_BASE + tracking
     pools = (Pool("full", len(attn), per_layer * len(attn)), Pool("mamba", len(states), slot))
     return Layout("mamba", pools, per_layer * len(attn), mamba_full_memory_ratio=o.mamba_full_memory_ratio,
+                  ssm_dtype=_ssm_dtype(model, o),
                   mamba_slots_per_request=1 + tracking, mamba_cap_ratio=cap_ratio, **base)  # fmt: skip
 
 
@@ -791,3 +811,81 @@ def request_pool_bytes(lay: Layout, seq_len: int) -> dict[str, int]:
 def request_bytes(model: Model, seq_len: int, opts: Options | None = None, *, batch_size: int = 1) -> int:
     """What ``kv_cache_bytes(model, L, engine="sglang")`` returns: request_pool_bytes summed, × batch."""
     return sum(request_pool_bytes(layout(model, opts), seq_len).values()) * batch_size
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. The engine registry's interface (kvcalc.engines.base): kv_cache_bytes(..., engine="sglang")
+# ---------------------------------------------------------------------------------------------
+
+NAME = "sglang"
+#: SGLang server arguments kv_cache_bytes / layer_bytes take (defaults: SGLang's).
+OPTIONS: dict[str, object] = {
+    "page_size": None,
+    "swa_full_tokens_ratio": SWA_FULL_TOKENS_RATIO,
+    "mamba_full_memory_ratio": MAMBA_FULL_MEMORY_RATIO,
+    "mamba_ssm_dtype": None,
+    "disable_radix_cache": False,
+    "context_length": None,
+}
+
+
+def check_options(options: Mapping[str, object]) -> None:
+    """Validate the SGLang options that are given (the others keep SGLang's defaults)."""
+    given = {k: v for k, v in options.items() if k in OPTIONS}
+    _check_options(Options(**given))  # type: ignore[arg-type]
+
+
+def _options_of(model: Model, req: Any) -> Options:
+    """The request as SGLang server arguments; kvcalc's resolved cache dtype back to --kv-cache-dtype."""
+    kv = req.kv_dtype
+    if kv in ("fp8", "fp8_e4m3"):
+        flag = "fp8_e4m3"
+    elif kv in ("fp8_e5m2", "bf16"):
+        flag = kv
+    elif kv == model_dtype(model):
+        flag = "auto"
+    else:
+        raise KVCalcError(
+            f"kv_dtype: SGLang caches in {model_dtype(model)} (auto), bf16, fp8_e4m3 or fp8_e5m2, not {kv}"
+        )
+    return Options(tensor_parallel_size=req.tensor_parallel_size, kv_cache_dtype=flag, **req.options)
+
+
+def check(model: Model, req: Any) -> None:
+    """Refuse what SGLang refuses or kvcalc does not model, and lengths beyond the context length.
+
+    (SGLang admits at most context_len − 1 tokens per request, tp_worker.py max_req_len; a length of
+    exactly context_len is answered, as the pages it would take.)"""
+    lay = layout(model, _options_of(model, req))
+    if req.seq_len > lay.context_len:
+        raise KVCalcError(f"seq_len: {req.seq_len} exceeds SGLang's context_len {lay.context_len}")
+
+
+def _layer_cells(model: Model, lay: Layout) -> list[tuple[str, int]]:
+    """Per decoder layer: the pool it lives in and its own bytes per token (per slot for ``mamba``)."""
+    full = lay.pool("full")
+    if lay.kind == "default":  # every hidden layer has a buffer of the same size
+        return [("full", full.cell_bytes // full.layers)] * len(model.layers)
+    out: list[tuple[str, int]] = []
+    for layer in model.layers:
+        if isinstance(layer, FullAttention):
+            out.append(("full", full.cell_bytes // full.layers))
+        elif isinstance(layer, SlidingWindow):
+            swa = lay.pool("swa")
+            out.append(("swa", swa.cell_bytes // swa.layers))
+        elif isinstance(layer, GatedDeltaNet | Mamba2):
+            out.append(("mamba", _state_slot_bytes(model, [layer], lay.tensor_parallel_size, lay.ssm_dtype)))
+        else:
+            out.append(("none", 0))
+    return out
+
+
+def layer_bytes(model: Model, req: Any) -> list[int]:
+    """Bytes each decoder layer holds on one rank for ``batch_size`` requests of ``seq_len`` tokens
+    (:func:`request_pool_bytes`, split over the layers of each pool)."""
+    lay = layout(model, _options_of(model, req))
+    page = lay.page_size
+    tokens = cdiv(req.seq_len, page) * page
+    swa_tokens = min(tokens, (lay.sliding_window or 0) + SWA_EVICTION_INTERVAL + 2 * page)
+    units = {"full": tokens, "swa": swa_tokens, "mamba": lay.mamba_slots_per_request if req.seq_len else 0}
+    return [units.get(pool, 0) * cell * req.batch_size for pool, cell in _layer_cells(model, lay)]
