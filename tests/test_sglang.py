@@ -147,6 +147,13 @@ CELLS = [
         {},
         {"full": 4 * 512 * 16 * 2, "mamba": 48 * (10240 * 3 * 2 + 48 * 128 * 128 * 4)},
     ),
+    # Nemotron-H-56B: 10 attention layers ('*') of 8 heads · (128 + 128); 54 Mamba2 layers ('M'):
+    # conv (256·64 + 2·8·256)·3 bf16 + temporal 256·64·256 fp32; the 54 MLP layers ('-') hold nothing
+    (
+        "nvidia/Nemotron-H-56B-Base-8K",
+        {},
+        {"full": 8 * 256 * 10 * 2, "mamba": 54 * ((16384 + 2 * 8 * 256) * 3 * 2 + 256 * 64 * 256 * 4)},
+    ),
     # Mistral-7B-v0.1: sliding_window 4096 ignored (not in the hybrid-SWA allowlist): all 32 layers full
     ("mistralai/Mistral-7B-v0.1", {}, {"full": 8 * 256 * 32 * 2}),
 ]
@@ -398,6 +405,18 @@ def test_kv_cache_bytes_engine_sglang(
     assert kvcalc.kv_cache_bytes(m, seq_len, **kw) == expected
     assert kvcalc.kv_cache_bytes(m, seq_len, batch_size=3, **kw) == 3 * expected
     assert sum(kvcalc.layer_bytes(m, seq_len, **kw)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([*MHA, "deepseek-ai/DeepSeek-V3.2", "nvidia/Nemotron-H-56B-Base-8K", "Qwen/Qwen3.5-27B"]),
+    st.sampled_from([1, 2, 4, 8]),
+    st.integers(0, 8192),
+)
+def test_layers_sum_to_the_request(hf_id: str, tp: int, n: int) -> None:
+    m = model(hf_id)
+    kw = {"engine": "sglang", "kv_dtype": "auto", "tensor_parallel_size": tp}
+    assert sum(kvcalc.layer_bytes(m, n, **kw)) == s.request_bytes(m, n, s.Options(tensor_parallel_size=tp))
 
 
 def test_kv_cache_bytes_engine_sglang_options() -> None:
