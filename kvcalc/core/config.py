@@ -21,6 +21,7 @@ from kvcalc.core.layers import (
     Mamba2,
     NoCache,
     Parallel,
+    RWKVState,
     SharedKV,
     ShortConv,
     SlidingWindow,
@@ -96,9 +97,10 @@ UNSUPPORTED = {
     "inkling_text": "hybrid sliding layers",
     "inkling2_text": "hybrid sliding layers",
     "qwen4_exp_text": "its state layers are not modelled",
-    "zamba": "shared hybrid blocks",
     "recurrent_gemma": "its recurrent state is not returned as a cache",
-    "rwkv": "its recurrent state is not modelled",
+    "rwkv5": "RWKV v5 (remote code): its state is not modelled",
+    "rwkv6": "RWKV v6 (remote code): its state is not modelled",
+    "rwkv7": "RWKV v7 (remote code): its state is not modelled",
     "xlstm": "its matrix memory is not modelled",
     "florence2": "the vision encoder's tokens join the decoder's cross-attention",
 }
@@ -640,6 +642,37 @@ def _zamba2(a: _Arch) -> list[LayerSpec]:
     return _by_kind(a, list(names), {"mamba": mamba, "linear_attention": mamba, "hybrid": hybrid})
 
 
+def _rwkv(a: _Arch) -> list[LayerSpec]:
+    """RWKV (v4): five hidden-size state vectors per layer (:class:`RWKVState`)."""
+    return [RWKVState(hidden=a.hidden())] * a.n_layers
+
+
+def _zamba(a: _Arch) -> list[LayerSpec]:
+    """Zamba (v1): Mamba-1 layers; "hybrid" layers add the shared attention block's own K/V cache.
+
+    transformers ``ZambaConfig`` (layer pattern: linear, linear, hybrid, then hybrid where
+    ``i % attn_layer_period == attn_layer_offset``; attention_head_dim 2·hidden/heads over the concat of
+    hidden and embeddings) and ``ZambaHybridDynamicCache`` (conv d_inner × d_conv, ssm d_inner × d_state
+    in fp32, K/V per hybrid layer). Measured: 63 Mamba + 13 hybrid layers at the class defaults.
+    """
+    d_inner = a.f.int("mamba_expand", default=2) * a.hidden()
+    mamba = Mamba1(
+        d_inner=d_inner,
+        d_conv=a.f.int("mamba_d_conv", default=4),
+        d_state=a.f.int("mamba_d_state", default=16),
+    )
+    hd = a.f.int("attention_head_dim", default=2 * a.hidden() // a.heads())
+    hybrid = Parallel(parts=(mamba, FullAttention(a.kv_heads(), hd)))
+    names = a.f.list("layers_block_type")
+    if names is None:
+        period = a.f.int("attn_layer_period", default=6, limit="layers")
+        offset = a.f.int("attn_layer_offset", default=4, minimum=0, limit="layers")
+        names = ["mamba", "mamba", "hybrid"] + [
+            "hybrid" if i % period == offset else "mamba" for i in range(a.n_layers - 3)
+        ]
+    return _by_kind(a, list(names), {"mamba": mamba, "linear_attention": mamba, "hybrid": hybrid})
+
+
 def _mllama(a: _Arch) -> list[LayerSpec]:
     """Llama 3.2 Vision text model: cross-attention layers hold image K/V only when images are given."""
     idx = set(_int_list(a.f, "cross_attention_layers", a.f.list("cross_attention_layers") or [], 0))
@@ -695,6 +728,8 @@ BUILDERS: dict[str, Builder] = {
     "bailing_hybrid": _kda_hybrid,
     "zamba2": _zamba2,
     "nemotron-nas": _nemotron_nas,
+    "zamba": _zamba,
+    "rwkv": _rwkv,
     **{t: _encoder_decoder for t in ENCODER_DECODER_TYPES},
 }
 
@@ -766,6 +801,7 @@ BUILDER_READS: dict[str, frozenset[str]] = {
     "mllama_text_model": frozenset({"cross_attention_layers"}),
     "zamba2": frozenset({"layers_block_type", "hybrid_layer_ids"}),
     "nemotron-nas": frozenset({"block_configs"}),
+    "zamba": frozenset({"layers_block_type", "attn_layer_period", "attn_layer_offset"}),
     "llama4": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
     "llama4_text": frozenset({"no_rope_layers", "no_rope_layer_interval"}),
     "smollm3": frozenset({"no_rope_layers", "no_rope_layer_interval"}),

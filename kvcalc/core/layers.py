@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from kvcalc.core.dtypes import FP32, CacheDType
+from kvcalc.errors import KVCalcError
 
 
 def cdiv(a: int, b: int) -> int:
@@ -261,6 +262,24 @@ class ShortConv(_State):
 
     def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
         return self._conv_and_state(batch, p, tp, (self.channels, self.l_cache - conv_keep), (0, 0, 0))
+
+
+@dataclass(frozen=True)
+class RWKVState(_State):
+    """RWKV (v4) per layer and sequence: the attention and feed-forward token shifts (hidden values each,
+    model dtype) and the WKV numerator, denominator and running max (hidden each, fp32).
+
+    transformers ``RwkvModel.forward``: ``state = [zeros(batch, hidden_size, num_hidden_layers, dtype=
+    model dtype if i <= 1 else float32) for i in range(5)]``. vLLM has no RWKV model: refused there.
+    """
+
+    kind: ClassVar[str] = "rwkv"
+    hidden: int = 1
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        if conv_keep:  # only vLLM asks for its own (conv − 1) layout
+            raise KVCalcError("engine: vLLM has no RWKV model; kvcalc sizes RWKV for transformers and ideal")
+        return batch * (2 * p.state.row_bytes(self.hidden) + 3 * p.ssm.row_bytes(self.hidden))
 
 
 @dataclass(frozen=True)
