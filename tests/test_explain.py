@@ -141,6 +141,17 @@ def test_v0_sentence_format_without_a_model() -> None:
     assert {c.kind for c in result.checks} >= {"total", "available", "weights", "nontorch", "activation"}
 
 
+def test_refusal_for_too_little_free_memory() -> None:
+    """The refusal line of a real log quoted in a public repository (vLLM's own wording)."""
+    text = (
+        "Free memory on device cuda:0 (27.28/31.86 GiB) on startup is less than\n"
+        "desired GPU memory utilization (0.97, 30.9 GiB).\n"
+    ).replace("less than\n", "less than ")
+    result = explain(text)
+    check = next(c for c in result.checks if c.kind == "free")
+    assert check.status == EXACT and "another process holds 4.58 GiB" in check.detail
+
+
 def test_v0_and_v1_lines_are_parsed() -> None:
     v0 = parse_log((ROOT / "bench/vllm_logs/016-llama-3.1-8b-rtx3090-v0-29k.txt").read_text(encoding="utf-8"))
     assert v0.engine == "v0" and v0.memory["available"] == 2.89 and v0.settings["max_model_len"] == 29000

@@ -541,6 +541,17 @@ def _part_range(key: str, ours: float, ctx: _Context) -> tuple[float, float]:
     return ours * 0.97, ours * 1.03  # weights: sharding and kernel padding are estimates
 
 
+def _check_free(line: LogLine) -> LineCheck:
+    """``Free memory on device (F/T GiB) on startup is less than desired GPU memory utilization (u, W)``."""
+    free, total, util, want = line.values
+    ok = f"{util * total:.2f}" == f"{want:.2f}"
+    detail = (
+        f"vLLM refuses to start: {util} × {total:.2f} GiB = {util * total:.2f} GiB wanted, "
+        f"only {free:.2f} GiB free — another process holds {total - free:.2f} GiB"
+    )
+    return LineCheck(line.line_no, line.kind, line.text, EXACT if ok else DIFFERS, detail)
+
+
 def _check_part(ctx: _Context, line: LogLine, pl: Plan | None) -> LineCheck:
     if line.kind == "total":
         if ctx.gpu is None:
@@ -633,6 +644,8 @@ def explain(
             checks.append(_check_available(ctx, line, pl))
         elif line.kind == "usage":
             checks.append(_check_usage(ctx, line, pl))
+        elif line.kind == "free":
+            checks.append(_check_free(line))
         elif line.kind in (
             "weights",
             "total",

@@ -227,6 +227,8 @@ _MEMORY = (
     ("usage", re.compile(r"Free memory on device \(" + _NUM + "/" + _NUM + r" GiB\).*?Actual usage is "
                          + _NUM + r" GiB for weight, " + _NUM + r" GiB for peak activation, " + _NUM
                          + r" GiB for non-torch memory, and " + _NUM + r" GiB for CUDAGraph")),
+    ("free", re.compile(r"Free memory on device (?:\S+ )?\(" + _NUM + "/" + _NUM + r" GiB\) on startup is "
+                        r"less than desired GPU memory utilization \(" + _NUM + ", " + _NUM + r" GiB\)")),
     ("profile", re.compile(r"torch peak memory increase:\s*" + _NUM + r"\s*GiB; non-torch forward increase "
                            r"memory:\s*" + _NUM + r"\s*GiB; weights memory:\s*" + _NUM)),
     ("nontorch", re.compile(r"\bnon_torch_memory[=\s]+" + _NUM + r"\s*GiB")),
@@ -282,6 +284,8 @@ def _memory_line(log: VLLMLog, no: int, line: str) -> None:
             log.memory.setdefault("non_torch", values[0])
         elif kind in ("available", "weights", "cudagraph", "total", "activation"):
             log.memory.setdefault(kind, values[0])
+        elif kind == "free":
+            log.memory.setdefault("total", values[1])
         elif kind == "cudagraph_estimate":
             log.memory["cudagraph"] = values[0]
         if kind == "available" and "kv_cache_size=" in line:
