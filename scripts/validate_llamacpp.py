@@ -224,6 +224,35 @@ def tiny_qwen3_next(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def tiny_deepseek_v3(cfg: dict[str, Any]) -> dict[str, Any]:
+    """MLA like V2-Lite; 256 routed experts in 8 groups → 4 in 1 group (routing does not touch the cache)."""
+    cfg = tiny_deepseek_v2(cfg)
+    # the MTP layer is filtered out of the main context's cache (create_memory, n_layer_nextn): leave it out
+    cfg.update(n_group=1, topk_group=1, q_lora_rank=32, num_nextn_predict_layers=0)
+    return cfg
+
+
+def tiny_glm4_moe(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = _moe_tiny(cfg, "n_routed_experts", "num_experts_per_tok")
+    cfg.update(n_shared_experts=1, n_group=1, topk_group=1)
+    return cfg
+
+
+def tiny_falcon(cfg: dict[str, Any]) -> dict[str, Any]:
+    """falcon-7b: multi-query (one KV head of 64): one query head of 64 keeps that geometry."""
+    cfg.update(hidden_size=64, num_attention_heads=1, vocab_size=256)
+    return cfg
+
+
+def tiny_qwen3_5(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The text model of the Qwen3.5 wrapper (its text_config), shrunk like Qwen3-Next."""
+    text = {**cfg["text_config"]}
+    text.pop("layer_types", None)
+    text = tiny_qwen3_next(text)
+    text["num_attention_heads"] = text["num_key_value_heads"]
+    return text
+
+
 @dataclass
 class Case:
     """One real model, its tiny stand-in and the settings to run it at."""
@@ -249,6 +278,10 @@ CASES = [
     Case("state-spaces/mamba-130m-hf", tiny_mamba, (2048, 8192), recurrent=True),
     # no MTP head: the Qwen3-Next converter insists on one otherwise
     Case("Qwen/Qwen3-Next-80B-A3B-Thinking", tiny_qwen3_next, recurrent=True, convert_args=("--no-mtp",)),
+    Case("deepseek-ai/DeepSeek-V3", tiny_deepseek_v3),
+    Case("zai-org/GLM-4.5", tiny_glm4_moe, convert_args=("--no-mtp",)),
+    Case("tiiuae/falcon-7b", tiny_falcon, (2048, 8192)),
+    Case("Qwen/Qwen3.5-27B", tiny_qwen3_5, recurrent=True, convert_args=("--no-mtp",)),
 ]
 
 

@@ -181,3 +181,27 @@ def test_http_range(model_file: Path) -> None:
     finally:
         server.shutdown()
     assert g.bytes_by_type() == EXPECTED
+
+
+def test_mla_with_nextn_block(tmp_path: Path) -> None:
+    """DeepSeek-style MLA GGUF with one NextN block appended: K-only cache of kv_lora_rank + rope for the
+    trunk only (llama.cpp filters il < n_layer() = block_count − nextn_predict_layers)."""
+    meta = {
+        "general.architecture": "deepseek2",
+        "deepseek2.block_count": 4,
+        "deepseek2.nextn_predict_layers": 1,
+        "deepseek2.context_length": 163840,
+        "deepseek2.embedding_length": 7168,
+        "deepseek2.attention.head_count": 128,
+        "deepseek2.attention.head_count_kv": 1,
+        "deepseek2.attention.key_length": 576,
+        "deepseek2.attention.value_length": 512,
+        "deepseek2.attention.key_length_mla": 192,
+        "deepseek2.attention.value_length_mla": 128,
+    }
+    path = tmp_path / "mla.gguf"
+    write_gguf(path, meta, [("blk.0.attn_norm.weight", (7168,), "F32")])
+    mem = L.memory(gguf.read_file(path), L.Settings(n_ctx=4096, type_k="q8_0", type_v="q8_0"))
+    (cache,) = mem.caches
+    assert (cache.layers, cache.v_bytes) == (3, 0)
+    assert cache.k_bytes == 3 * 4096 * 576 // 32 * 34

@@ -54,7 +54,11 @@ def add_kv_options(p: argparse.ArgumentParser) -> None:
         help="context size (default: --seq-len, else 0 = the model's training context)",
     )
     g.add_argument(
-        "-np", "--parallel", dest="n_parallel", type=_count, default=1, help="sequences / slots (default 1)"
+        "-np",
+        "--parallel",
+        dest="n_parallel",
+        type=_count,
+        help="sequences / slots (default: --batch-size, else 1)",
     )
     g.add_argument(
         "-kvu",
@@ -88,9 +92,10 @@ def add_kv_options(p: argparse.ArgumentParser) -> None:
 def settings(args: argparse.Namespace) -> llamacpp.Settings:
     """The parsed flags as a llama.cpp context request."""
     n_ctx = args.ctx_size if args.ctx_size is not None else (getattr(args, "seq_len", None) or 0)
+    n_parallel = args.n_parallel if args.n_parallel is not None else (getattr(args, "batch_size", None) or 1)
     return llamacpp.Settings(
         n_ctx=n_ctx,
-        n_parallel=args.n_parallel,
+        n_parallel=n_parallel,
         kv_unified=args.kv_unified,
         type_k=args.cache_type_k,
         type_v=args.cache_type_v,

@@ -85,10 +85,16 @@ SWA_ARCHS: dict[str, int] = {
 #: HF ``model_type`` whose window llama.cpp ignores: full attention in every layer (Mistral-7B-v0.1's
 #: converter drops ``sliding_window``; llama.cpp, qwen2.cpp, qwen3.cpp, phi3.cpp build no SWA cache).
 NO_SWA_ARCHS = frozenset({"mistral", "llama", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"})
+#: ``context_length`` the converter writes whatever the config says (conversion/mamba.py: 2**20, "arbitrary
+#: value; for those who use the default"; conversion/falcon.py: 2048, "not in config.json").
+CONVERTER_CTX = {"mamba": 2**20, "mamba2": 2**20, "falcon_mamba": 2**20, "falcon": 2048}
 #: HF ``model_type`` that llama.cpp runs as a pure recurrent model (``llm_arch_is_recurrent``).
 RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "falcon_mamba"})
 #: HF ``model_type`` that llama.cpp runs as attention + recurrent (``llm_arch_is_hybrid``).
-HYBRID_ARCHS = frozenset({"jamba", "nemotron_h", "qwen3_next", "qwen3_5", "qwen3_5_moe", "granitemoehybrid"})
+HYBRID_ARCHS = frozenset(
+    {"jamba", "nemotron_h", "qwen3_next", "qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text",
+     "granitemoehybrid"}
+)  # fmt: skip
 
 
 def _f32(x: float) -> float:
@@ -310,11 +316,14 @@ def geometry(model: Model) -> Geometry:
         )
     if not kv and not rec:
         raise KVCalcError("model: no layer holds a cache")
+    if hybrid and n_swa:
+        raise KVCalcError(
+            f"model: llama_memory_hybrid_iswa (sliding layers in a hybrid) is not modelled for {BUILD}"
+        )
     is_mla = any(isinstance(x.leaves()[0], MLA) for x in model.layers)
     return Geometry(
         n_layer=len(model.layers),
-        # the Mamba converters write context_length 2**20 ("arbitrary value; for those who use the default")
-        n_ctx_train=2**20 if arch in RECURRENT_ARCHS else model.max_position_embeddings or 0,
+        n_ctx_train=CONVERTER_CTX.get(arch) or model.max_position_embeddings or 0,
         kv_layers=tuple(kv),
         recurrent_layers=tuple(rec),
         is_mla=is_mla,
@@ -330,6 +339,8 @@ def geometry(model: Model) -> Geometry:
 #: (``set_swa_pattern(n)``: layer il slides when il % n < n − 1) and a fixed n_swa (0: from the file).
 _SWA_GGUF = {"gpt-oss": (2, 0), "gemma2": (2, 0), "gemma3": (6, 0), "cohere2": (4, 0), "llama4": (4, 8192)}
 _RECURRENT_GGUF = {"mamba", "mamba2"}
+#: GGUF hybrids whose recurrent layers the metadata lists (qwen3next.cpp, qwen35.cpp, qwen35moe.cpp).
+_HYBRID_GGUF = {"qwen3next", "qwen35", "qwen35moe"}
 
 
 def _per_layer(value: Any, n_layer: int, key: str) -> list[int]:
@@ -343,17 +354,33 @@ def _per_layer(value: Any, n_layer: int, key: str) -> list[int]:
 def gguf_geometry(g: GGUF) -> Geometry:
     """llama.cpp hparams for its memory module, from the metadata alone (``llama_model::load_hparams``)."""
     arch = g.architecture
-    n_layer = g.get("block_count")
-    if not isinstance(n_layer, int) or n_layer <= 0:
+    n_layer_all = g.get("block_count")
+    if not isinstance(n_layer_all, int) or n_layer_all <= 0:
         raise KVCalcError(f"{arch}.block_count: missing or not a positive integer")
+    # NextN / MTP blocks are appended after the trunk; the main context caches only the trunk
+    # (create_memory filters il < hparams.n_layer() when n_layer_nextn > 0)
+    n_nextn = int(g.get("nextn_predict_layers", 0) or 0)
+    n_layer = n_layer_all - n_nextn
+    if n_layer <= 0:
+        raise KVCalcError(f"{arch}.nextn_predict_layers: {n_nextn} leaves no trunk layers of {n_layer_all}")
     n_ctx_train = int(g.get("context_length", 0) or 0)
+    d_conv, d_inner = int(g.get("ssm.conv_kernel", 0)), int(g.get("ssm.inner_size", 0))
+    d_state, n_group = int(g.get("ssm.state_size", 0)), int(g.get("ssm.group_count", 0))
+    r = (d_conv - 1 if d_conv else 0) * (d_inner + 2 * n_group * d_state)
     if arch in _RECURRENT_GGUF:
-        d_conv, d_inner = int(g.get("ssm.conv_kernel", 0)), int(g.get("ssm.inner_size", 0))
-        d_state, n_group = int(g.get("ssm.state_size", 0)), int(g.get("ssm.group_count", 0))
-        r = (d_conv - 1 if d_conv else 0) * (d_inner + 2 * n_group * d_state)
         rec = tuple(RecurrentLayer(il, r, d_state * d_inner) for il in range(n_layer))
         return Geometry(n_layer=n_layer, n_ctx_train=n_ctx_train, kv_layers=(), recurrent_layers=rec)
-    if g.get("ssm.inner_size") is not None:
+    recurrent = [False] * n_layer
+    if arch in _HYBRID_GGUF:
+        # qwen3next.cpp: attention.recurrent_layers, else every full_attention_interval-th layer attends
+        given = g.get("attention.recurrent_layers")
+        interval = int(g.get("full_attention_interval", 4) or 4)
+        recurrent = (
+            [bool(x) for x in given[:n_layer]]
+            if isinstance(given, list)
+            else [(il + 1) % interval != 0 for il in range(n_layer)]
+        )
+    elif g.get("ssm.inner_size") is not None:
         raise KVCalcError(
             f"general.architecture: hybrid {arch!r} GGUFs are not modelled yet; use its config.json"
         )
@@ -382,9 +409,15 @@ def gguf_geometry(g: GGUF) -> Geometry:
             swa = [n == 0 or il % n < n - 1 for il in range(n_layer)]
         n_swa = fixed or window
     kv = tuple(
-        KVLayer(il, head_k, head_v, n_head_kv[il], swa=swa[il]) for il in range(n_layer) if n_head_kv[il]
+        KVLayer(il, head_k, head_v, n_head_kv[il], swa=swa[il])
+        for il in range(n_layer)
+        if n_head_kv[il] and not recurrent[il]
     )
-    return Geometry(n_layer=n_layer, n_ctx_train=n_ctx_train, kv_layers=kv, is_mla=is_mla, n_swa=n_swa)
+    rec = tuple(RecurrentLayer(il, r, d_state * d_inner) for il in range(n_layer) if recurrent[il])
+    return Geometry(
+        n_layer=n_layer, n_ctx_train=n_ctx_train, kv_layers=kv, recurrent_layers=rec, is_mla=is_mla,
+        n_swa=n_swa, hybrid=bool(rec),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------- llama_init_from_model
