@@ -72,3 +72,13 @@ def test_t5_encoder_seq_len_matches_transformers() -> None:
     m = measure.measure_cache(hf_config("google-t5/t5-small"), 300, 2, "bf16", encoder_len=512, method="meta")
     assert m.encoder_len == 512
     assert kvcalc.kv_cache_bytes(T5, 300, batch_size=2, engine="transformers", encoder_seq_len=512) == m.total
+
+
+def test_web_describes_the_encoder_length() -> None:
+    from kvcalc.web import compute
+
+    ids = ["openai/whisper-large-v3", "google-t5/t5-small", "openai-community/gpt2"]
+    models = [{"id": i, "config": hf_config(i)} for i in ids]
+    out = json.loads(compute(json.dumps({"op": "compare", "models": models, "seq_len": 300})))
+    lengths = {m["id"]: m["encoder_seq_len"] for m in out["models"]}
+    assert lengths == dict(zip(ids, [1500, "seq_len", None], strict=True))

@@ -29,7 +29,7 @@ import kvcalc
 from kvcalc.core import params
 from kvcalc.core.facts import facts
 from kvcalc.core.fields import check_int
-from kvcalc.core.model import load_model, parse_json
+from kvcalc.core.model import fixed_encoder_len, is_encoder_decoder, load_model, parse_json
 from kvcalc.deploy import hardware
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES
@@ -192,6 +192,9 @@ def _describe(model_id: str, prep: Prepared) -> dict[str, Any]:
         "verified": m.verified,
         "notes": list(m.notes),
         "params": hardware.param_counts(m, _counted(prep)),
+        # encoder-decoder models: the encoder positions the cross-attention caches (fixed, e.g. Whisper
+        # 1500, or "seq_len": as many as the input tokens); None for decoder-only models
+        "encoder_seq_len": (fixed_encoder_len(m) or "seq_len") if is_encoder_decoder(m) else None,
     }
 
 
