@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kvcalc import KVCalcError
 from kvcalc.core.catalog import load_catalog
 from kvcalc.core.params import weight_bytes
-from kvcalc.deploy.plan import plan, recommend
+from kvcalc.deploy.plan import budget, fits, plan, recommend
 
 CATALOG = load_catalog()
 MIB, GIB = 1 << 20, 1 << 30
@@ -223,3 +223,26 @@ def test_monotone_in_utilisation_and_length(name: str, length: int, util: float,
     longer = plan(m, gpu="h200", max_model_len=length + 4096, gpu_memory_utilization=util)
     assert longer.max_concurrency <= low.max_concurrency
     assert longer.per_request_bytes >= low.per_request_bytes
+
+
+@pytest.mark.parametrize(
+    ("name", "gpu", "tp", "seq", "batch", "kv_dtype"),
+    [
+        ("Llama-3.1-8B-Instruct", "H100", 1, 131_072, 1, "bf16"),
+        ("Llama-3.1-8B-Instruct", "H100", 1, 131_072, 64, "fp8"),
+        ("Llama-3.1-8B-Instruct", "L4", 1, 32_768, 1, "bf16"),
+        ("Llama-3.3-70B-Instruct", "H100", 1, 8_192, 1, "bf16"),
+        ("Llama-3.3-70B-Instruct", "H100", 2, 131_072, 4, "fp8"),
+        ("gpt-oss-20b", "H100", 1, 131_072, 16, "bf16"),
+    ],
+)
+def test_budget_and_fits_agree_with_plan(
+    name: str, gpu: str, tp: int, seq: int, batch: int, kv_dtype: str
+) -> None:
+    """The page's light path (budget once per GPU/TP, fits per context) is plan()'s own arithmetic."""
+    m = model(name)
+    pl = plan(m, gpu=gpu, num_gpus=tp, max_model_len=seq, batch_size=batch, kv_dtype=kv_dtype)
+    b = budget(m, gpu=gpu, tensor_parallel_size=tp)
+    assert b.kv == pl.kv_budget_bytes and b.weights == pl.weights_bytes
+    kw = {"max_model_len": seq, "batch_size": batch, "tensor_parallel_size": tp, "kv_dtype": kv_dtype}
+    assert fits(m, b, gpu=gpu, **kw) == pl.fits

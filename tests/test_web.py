@@ -139,9 +139,61 @@ def test_weights_and_fit_follow_kvcalc_params() -> None:
 
 def test_tensor_parallel_error_is_per_model() -> None:
     out = compare([entry(LLAMA), entry(QWEN_NEXT)], tensor_parallel_size=3, engine="vllm")
-    assert [r["id"] for r in out["models"]] == [QWEN_NEXT]  # 2 KV heads are replicated across 3 ranks
-    assert out["errors"][0]["id"] == LLAMA
-    assert out["errors"][0]["error"].startswith("tensor_parallel_size: 3 does not divide")
+    assert out["models"] == []
+    errors = {e["id"]: e for e in out["errors"]}
+    # Llama: 8 KV heads; Qwen3-Next: 2 KV heads replicate, but 16 attention heads do not split by 3
+    assert errors[LLAMA]["error"].startswith("tensor_parallel_size: 3 does not divide")
+    assert errors[QWEN_NEXT]["error"] == (
+        "tensor_parallel_size: 3 does not divide num_attention_heads 16; vLLM refuses it"
+    )
+    assert errors[LLAMA]["refused"] and errors[QWEN_NEXT]["refused"]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "engine", "tp", "heads"),
+    [
+        ("Qwen/Qwen2.5-7B-Instruct", "vllm", 8, 28),  # 4 KV heads replicate; 28 query heads do not split
+        ("Qwen/Qwen2.5-7B-Instruct", "ideal", 8, 28),
+        (LLAMA, "vllm", 64, 32),
+        (LLAMA, "vllm", 8, None),  # 32 heads, 8 KV heads: fine
+        (QWEN_NEXT, "vllm", 16, None),  # 16 heads; 2 KV heads replicated over 16 ranks
+    ],
+)
+def test_attention_heads_must_split_over_tp(model_id: str, engine: str, tp: int, heads: int | None) -> None:
+    out = compare([entry(model_id)], tensor_parallel_size=tp, engine=engine)
+    if heads is None:
+        assert out["errors"] == [] and len(out["models"]) == 1
+    else:
+        assert out["models"] == [] and out["errors"][0]["refused"]
+        want = f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}"
+        assert want in out["errors"][0]["error"]
+
+
+def test_room_and_fits_follow_kvcalc_plan() -> None:
+    """vLLM: the room is plan()'s KV budget and "fits" is plan().fits; ideal: GPU memory − weights."""
+    from kvcalc.deploy.plan import plan
+
+    model = kvcalc.load_model(hf_config(LLAMA))
+    for seq, batch in ((131072, 1), (131072, 8), (1048576, 1)):
+        row = compare([entry(LLAMA)], engine="vllm", seq_len=seq, batch_size=batch, gpu="h100")["models"][0]
+        pl = plan(model, gpu="h100", max_model_len=seq, batch_size=batch, kv_dtype="fp8")
+        assert row["room"]["bytes"] == pl.kv_budget_bytes
+        assert row["fits"]["fp8"] is pl.fits
+    out = compare([entry(LLAMA)], engine="ideal", gpu="h100")
+    row = out["models"][0]
+    assert row["room"]["bytes"] == out["gpu"]["bytes"] - row["weights_per_gpu"]
+    assert row["fits"]["bf16"] is (row["cache"]["bf16"] <= row["room"]["bytes"])
+    assert out["room_rule"].startswith("ideal: NVIDIA H100")
+    assert "gpu_memory_utilization 0.92" in compare([entry(LLAMA)], engine="vllm")["room_rule"]
+
+
+def test_coinciding_lines_are_named() -> None:
+    mixtral = "mistralai/Mixtral-8x7B-v0.1"
+    out = compare([entry(LLAMA), entry(mixtral), entry(MISTRAL)])
+    rows = {r["id"]: r for r in out["models"]}
+    assert rows[LLAMA]["same_as"]["bf16"] == [rows[mixtral]["name"]]
+    assert rows[mixtral]["same_as"]["fp8"] == [rows[LLAMA]["name"]]
+    assert rows[MISTRAL]["same_as"]["bf16"] == []  # same per-token bytes, but its window caps it
 
 
 def test_transformers_engine_drops_fp8_with_a_notice() -> None:

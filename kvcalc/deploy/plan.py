@@ -46,7 +46,7 @@ from kvcalc.deploy.vllm_versions import VLLMVersion, get_vllm_version
 from kvcalc.engines import VLLMPage, vllm_layer_pages
 from kvcalc.errors import KVCalcError
 
-__all__ = ["DEFAULT_GPU_MEMORY_UTILIZATION", "Plan", "plan", "recommend"]
+__all__ = ["DEFAULT_GPU_MEMORY_UTILIZATION", "Budget", "Plan", "budget", "fits", "plan", "recommend"]
 
 #: vLLM's current default (``EngineArgs.gpu_memory_utilization``); older releases used 0.9 — a plan
 #: without ``gpu_memory_utilization`` takes the default of the modelled ``vllm_version``.
@@ -591,41 +591,95 @@ def _budget_range(a: _Args, budget: int, activation: int, non_torch: int, cudagr
     return lo, hi
 
 
-def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
-    """The arithmetic of one configuration (no search for a bigger one)."""
+@dataclass(frozen=True)
+class Budget:
+    """vLLM's memory per GPU before the KV cache (bytes), as :func:`plan` computes it: what it requests,
+    what it spends first, and the KV budget left. Independent of the context length and the cache dtype."""
+
+    requested: int
+    utilization: float
+    weights: int
+    weight_format: str
+    weights_source: str
+    buffers: int
+    activation: int
+    non_torch: int
+    cudagraph: int
+    kv: int  # requested − weights − buffers − activation − non_torch − cudagraph (or --kv-cache-memory)
+    notes: tuple[str, ...] = ()
+    #: pipeline parallel only: the binding stage's layout at the plan's max_model_len
+    stage_layout: KVLayout | None = None
+
+
+def _budget(model: Model, a: _Args, p: ParamCount) -> Budget:
     requested = math.ceil(a.gpu.memory_bytes * a.utilization)
     weights = weight_bytes(model, a.weight_dtype, tensor_parallel_size=a.tp, vocab_padding=64, params=p)
     rank_total, source, notes = _weights(model, a, p, weights)
     stage = _stage_weights(weights, p, a, model) + -(-(rank_total - weights.total) // a.pp)
     buffers = _rope_bytes(model)
     activation, non_torch, cudagraph = _overheads(model, a, p)
-    layout = _layout(model, a, a.max_model_len)
+    layout = _layout(model, a, a.max_model_len) if a.pp > 1 else None  # one stage: _fit lays it out
     if a.kv_cache_memory is not None:
-        budget = a.kv_cache_memory  # --kv-cache-memory: vLLM skips profiling and uses this budget
+        kv = a.kv_cache_memory  # --kv-cache-memory: vLLM skips profiling and uses this budget
     elif a.pp > 1:
         fixed = requested - buffers - non_torch - cudagraph
-        stage, activation, budget, layout = _pp_stages(
-            model, a, p, weights, rank_total - weights.total, fixed, activation
-        )
+        extra = rank_total - weights.total
+        stage, activation, kv, layout = _pp_stages(model, a, p, weights, extra, fixed, activation)
     else:
-        budget = requested - stage - buffers - activation - non_torch - cudagraph
-    lo, hi = _budget_range(a, budget, activation, non_torch, cudagraph)
+        kv = requested - stage - buffers - activation - non_torch - cudagraph
+    return Budget(requested, a.utilization, stage, weights.format, source, buffers, activation, non_torch,
+                  cudagraph, kv, tuple(notes), layout)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """What a KV budget holds at max_model_len: vLLM's blocks, the token line, concurrency, the verdict."""
+
+    layout: KVLayout | None
+    per_request: int
+    num_blocks: int
+    tokens: int
+    concurrency: float
+    fits: bool
+
+
+def _fit(model: Model, a: _Args, b: Budget) -> _Fit:
+    """Blocks, the token line and the verdict for budget ``b`` (pipeline parallel: its binding stage)."""
+    budget = b.kv
+    layout = b.stage_layout if a.pp > 1 else _layout(model, a, a.max_model_len)
     per_request = _per_request(model, a, a.max_model_len)
     if layout is None:
-        bpb, num_blocks, bpr, concurrency, tokens = 0, 0, 0, math.inf if budget >= 0 else 0.0, 0
+        num_blocks, tokens, concurrency = 0, 0, math.inf if budget >= 0 else 0.0
+    else:
+        num_blocks = max(0, budget) // layout.bytes_per_block
+        tokens, concurrency = report(layout, num_blocks, a.max_model_len, a.version)
+    replicas = a.num_gpus // (a.tp * a.pp)
+    fits_one = budget > 0 and per_request <= budget
+    want = a.batch_size or 1
+    fits = fits_one and (int(concurrency) if math.isfinite(concurrency) else want) * replicas >= want
+    return _Fit(layout, per_request, num_blocks, tokens, concurrency, fits)
+
+
+def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
+    """The arithmetic of one configuration (no search for a bigger one)."""
+    b = _budget(model, a, p)
+    requested, stage, source, buffers, budget = b.requested, b.weights, b.weights_source, b.buffers, b.kv
+    activation, non_torch, cudagraph, notes = b.activation, b.non_torch, b.cudagraph, list(b.notes)
+    lo, hi = _budget_range(a, budget, activation, non_torch, cudagraph)
+    f = _fit(model, a, b)
+    layout, per_request, num_blocks, tokens, concurrency, fits = (
+        f.layout, f.per_request, f.num_blocks, f.tokens, f.concurrency, f.fits
+    )  # fmt: skip
+    if layout is None:
+        bpb, bpr = 0, 0
         notes.append("the model keeps no KV cache: concurrency is limited by compute, not memory")
     else:
         bpb, bpr = layout.bytes_per_block, layout.blocks_per_request
-        num_blocks = max(0, budget) // bpb
-        tokens, concurrency = report(layout, num_blocks, a.max_model_len, a.version)
         if layout.block_size != a.block_size:
             notes.append(
                 f"vLLM raises the attention block size to {layout.block_size} (one mamba state per page)"
             )
     replicas = a.num_gpus // (a.tp * a.pp)
-    fits_one = budget > 0 and per_request <= budget
-    want = a.batch_size or 1
-    fits = fits_one and (int(concurrency) if math.isfinite(concurrency) else want) * replicas >= want
     limit = max(a.max_model_len, model.max_position_embeddings or 0)
     return Plan(
         model=model.name,
@@ -637,7 +691,7 @@ def _compute(model: Model, a: _Args, p: ParamCount) -> Plan:
         replicas=replicas,
         max_model_len=a.max_model_len,
         kv_dtype=a.kv_dtype,
-        weight_format=weights.format,
+        weight_format=b.weight_format,
         gpu_memory_utilization=a.utilization,
         requested_bytes=requested,
         weights_bytes=stage,
@@ -820,6 +874,44 @@ def plan(
     if not result.fits:
         result = replace(result, min_gpus=_min_gpus(model, a, p))
     return replace(result, message=_message(result, a.gpu))
+
+
+def _settings(model: Model, gpu: str | GPU, tp: int, max_model_len: int, kw: Mapping[str, Any]) -> _Args:
+    """plan()'s validated arguments for one tensor-parallel group (budget() and fits() only: one stage)."""
+    if kw.get("pipeline_parallel_size", 1) != 1:
+        raise KVCalcError("pipeline_parallel_size: budget() and fits() model one stage; use plan()")
+    return _args(model, {**_DEFAULTS, "batch_size": None, **kw, "gpu": gpu, "num_gpus": tp,
+                         "tensor_parallel_size": tp, "max_model_len": max_model_len})  # fmt: skip
+
+
+def budget(
+    model: Model,
+    *,
+    gpu: str | GPU,
+    tensor_parallel_size: int = 1,
+    params: ParamCount | None = None,
+    **kw: Any,
+) -> Budget:
+    """vLLM's memory per GPU before the KV cache, exactly as :func:`plan` computes it (``kw``: the same
+    arguments); ``params``: the model's count when already known (counting is the slow part)."""
+    a = _settings(model, gpu, tensor_parallel_size, model.max_position_embeddings or 1, kw)
+    return _budget(model, a, params or count_params(model))
+
+
+def fits(
+    model: Model,
+    kv_budget: Budget,
+    *,
+    gpu: str | GPU,
+    max_model_len: int,
+    batch_size: int = 1,
+    tensor_parallel_size: int = 1,
+    **kw: Any,
+) -> bool:
+    """``plan(...).fits`` for a :func:`budget` of the same settings: ``batch_size`` requests of
+    ``max_model_len`` tokens fit in its KV budget (without the plan's searches for more GPUs)."""
+    a = _settings(model, gpu, tensor_parallel_size, max_model_len, {**kw, "batch_size": batch_size})
+    return _fit(model, a, kv_budget).fits
 
 
 def recommend(

@@ -30,7 +30,11 @@ from kvcalc.core import params
 from kvcalc.core.facts import facts
 from kvcalc.core.fields import check_int
 from kvcalc.core.model import fixed_encoder_len, is_encoder_decoder, load_model, parse_json
+from kvcalc.core.units import fmt_gib
 from kvcalc.deploy import hardware
+from kvcalc.deploy.plan import DEFAULT_GPU_MEMORY_UTILIZATION, Budget
+from kvcalc.deploy.plan import budget as plan_budget
+from kvcalc.deploy.plan import fits as plan_fits
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
@@ -55,6 +59,8 @@ DEFAULT_REQUEST: dict[str, Any] = {
 }
 
 _cache: dict[str, tuple[Mapping[str, Any], Prepared]] = {}
+#: What sizing a config's weights or vLLM budget raises when kvcalc cannot count it (no fit shown).
+_PLAN_ERRORS = (KVCalcError, ArithmeticError, LookupError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,7 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     parts = {d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes}
     cache = {d: sum(p.values()) for d, p in parts.items()}
     total = {d: None if per_gpu is None else per_gpu + c for d, c in cache.items()}
+    room = None if gpu is None else _room(prep, s, gpu, per_gpu)
     row.update(
         beyond_max=row["max_context"] < L,
         token_bytes={d: prep.token_bytes(d, tp) for d in s.kv_dtypes},
@@ -237,10 +244,116 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
         weights_format=None if weights is None else weights["description"] or weights["format"],
         weights_per_gpu=per_gpu,
         total=total,
-        fits={d: None if t is None or gpu is None else t <= gpu["bytes"] for d, t in total.items()},
+        room=room,
+        fits={d: _fits(prep, s, room, d, cache[d]) for d in s.kv_dtypes},
         lines={d: prep.line(d, eng).scaled(b) for d in s.kv_dtypes},
     )
     return row
+
+
+#: What "room for KV" means per engine (vLLM: kvcalc.plan's own arithmetic; the others reserve nothing
+#: kvcalc models, so the room is the GPU's memory less the weights on it).
+ROOM_RULES = {
+    "vllm": (
+        "vLLM: gpu_memory_utilization {util} × {gpu} − weights − activation peak − non-torch memory − "
+        "CUDA graphs (the estimates of `kvcalc plan`, max_num_batched_tokens 8192)"
+    ),
+    "ideal": "ideal: {gpu} − weights on the GPU (no engine reserve, no activations)",
+    "transformers": "transformers: {gpu} − weights (activations and the CUDA context not counted)",
+}
+DEFAULT_ROOM_RULE = "{engine}: {gpu} − weights on the GPU (this engine's reserve is not modelled here)"
+
+
+def room_rule(engine: str, gpu: Mapping[str, Any]) -> str:
+    """One sentence: how the page computes the room for the KV cache under ``engine`` on ``gpu``."""
+    rule = ROOM_RULES.get(engine, DEFAULT_ROOM_RULE)
+    util = DEFAULT_GPU_MEMORY_UTILIZATION
+    return rule.format(engine=engine, gpu=f"{gpu['name']} ({fmt_gib(gpu['bytes'])})", util=util)
+
+
+def _room(prep: Prepared, s: Settings, gpu: Mapping[str, Any], per_gpu: int | None) -> dict[str, Any] | None:
+    """Bytes left for the KV cache on one GPU after the weights (and, under vLLM, its own reserve):
+    vLLM through :func:`kvcalc.plan.budget`, the others GPU memory − weights. None: uncountable."""
+    counted = _counted(prep)
+    if counted is None or per_gpu is None:
+        return None
+    if s.engine != "vllm":
+        return {"bytes": gpu["bytes"] - per_gpu, "weights": per_gpu}
+
+    try:
+        b = _budget(prep, s)
+    except _PLAN_ERRORS:
+        return None
+    overhead = b.buffers + b.activation + b.non_torch + b.cudagraph
+    return {"bytes": b.kv, "weights": b.weights, "requested": b.requested, "overhead": overhead}
+
+
+def _budget(prep: Prepared, s: Settings) -> Budget:
+    """vLLM's budget for this model on the chosen GPU and TP (memoised: it depends on nothing else)."""
+    key = ("budget", s.gpu, s.tensor_parallel_size)
+    return _memo(prep, key, lambda: plan_budget(  # type: ignore[no-any-return]
+        prep.model, gpu=s.gpu, tensor_parallel_size=s.tensor_parallel_size, params=_counted(prep)))
+
+
+def _fits(prep: Prepared, s: Settings, room: Mapping[str, Any] | None, d: str, cache: int) -> bool | None:
+    """Does batch × context fit the room? vLLM: :func:`kvcalc.plan.fits` (its blocks and concurrency,
+    as `kvcalc plan`); the others: cache ≤ room."""
+    if room is None:
+        return None
+    if s.engine != "vllm":
+        return cache <= room["bytes"]
+    key = ("fits", s.gpu, s.tensor_parallel_size, s.seq_len, s.batch_size, d)
+
+    def make() -> bool:
+        kw = {"max_model_len": s.seq_len, "batch_size": s.batch_size, "kv_dtype": d}
+        tp = s.tensor_parallel_size
+        return plan_fits(prep.model, _budget(prep, s), gpu=s.gpu, tensor_parallel_size=tp, **kw)
+
+    try:
+        return bool(_memo(prep, key, make))
+    except _PLAN_ERRORS:
+        return None
+
+
+def _check_shards(prep: Prepared, s: Settings) -> None:
+    """vLLM (and an even ideal split) shard the attention heads: tp must divide num_attention_heads
+    (vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_heads, tp_size))."""
+    if s.tensor_parallel_size == 1 or s.engine not in ("vllm", "ideal"):
+        return
+    heads, tp = prep.model.text_config.get("num_attention_heads"), s.tensor_parallel_size
+    if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 and heads % tp:
+        who = "vLLM refuses it" if s.engine == "vllm" else "vLLM and an even split refuse it"
+        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}; {who}")
+
+
+def _coinciding(rows: list[dict[str, Any]], preps: Mapping[str, Prepared], s: Settings) -> None:
+    """row["same_as"][dtype] = names of the other models whose line is the same as this one's at every
+    point either draws (so one hides the other on the chart)."""
+    eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
+    for row in rows:
+        row["same_as"] = {d: [] for d in s.kv_dtypes}
+    for d in s.kv_dtypes:
+        for i, a in enumerate(rows):
+            for b in rows[i + 1 :]:
+                key = (a["token_bytes"][d], a["long_token_bytes"][d])
+                if key != (b["token_bytes"][d], b["long_token_bytes"][d]):
+                    continue
+                if _same_line(preps[a["id"]], preps[b["id"]], d, eng):
+                    a["same_as"][d].append(b["name"])
+                    b["same_as"][d].append(a["name"])
+
+
+def _same_line(p: Prepared, q: Prepared, d: str, eng: Engine) -> bool:
+    """Equal cache bytes at every context either line draws, up to the shorter line's end."""
+    key = ("same", id(q.model), d, eng)
+
+    def make() -> bool:
+        lp, lq = p.line(d, eng), q.line(d, eng)
+        end = min(lp.x[-1], lq.x[-1])
+        xs = sorted({x for x in lp.x + lq.x if x <= end})
+        return all(p.total(x, 1, d, eng) == q.total(x, 1, d, eng) for x in xs)
+
+    return bool(_memo(p, key, make))
 
 
 def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,16 +366,21 @@ def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
     rows = []
     for model_id, prep in good:
         try:
+            _check_shards(prep, s)
             rows.append(_numbers(model_id, prep, s, gpu))
         except Exception as exc:  # e.g. a tensor-parallel size that does not divide this model's heads
-            errors.append({"id": model_id, "name": prep.model.name, "error": _message(exc)})
-    found = insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu, s.tensor_parallel_size)
+            refused = isinstance(exc, KVCalcError) and str(exc).startswith("tensor_parallel_size:")
+            error = {"id": model_id, "name": prep.model.name, "error": _message(exc), "refused": refused}
+            errors.append(error)
+    _coinciding(rows, dict(good), s)
+    found = insights(rows, s.kv_dtypes, s.seq_len, s.batch_size, gpu, s.tensor_parallel_size, s.engine)
     if not want_lines:  # the page already holds them (they depend on neither context nor GPU)
         for row in rows:
             del row["lines"]
     return {
         "settings": asdict(s),
         "gpu": gpu,
+        "room_rule": None if gpu is None else room_rule(s.engine, gpu),
         "models": rows,
         "insights": found,
         "errors": errors,

@@ -183,9 +183,16 @@ def fp8_savings(rows: Sequence[Row], dtypes: Sequence[str]) -> list[str]:
 
 
 def gpu_fit(
-    rows: Sequence[Row], dtypes: Sequence[str], ctx: str, batch: int, gpu: dict[str, Any] | None, tp: int = 1
+    rows: Sequence[Row],
+    dtypes: Sequence[str],
+    ctx: str,
+    batch: int,
+    gpu: dict[str, Any] | None,
+    tp: int = 1,
+    engine: str = "ideal",
 ) -> list[str]:
-    """Which models fit on the chosen GPU (weights per GPU + cache), and what FP8 rescues."""
+    """Which models fit on the chosen GPU (the row's "fits": weights per GPU + cache, plus vLLM's own
+    reserve under vLLM), and what FP8 rescues."""
     if gpu is None or not rows:
         return []
     d = dtypes[0]
@@ -195,17 +202,19 @@ def gpu_fit(
         else (f"each of {tp} × {gpu['name']} (tensor parallel), {fmt_gib(gpu['bytes'])} each,")
     )
     load = f"{ctx} × batch {fmt_int(batch)}"
+    reserve = ", vLLM's reserve" if engine == "vllm" else ""
     known = [r for r in rows if r["fits"][d] is not None]
     out = []
     if known:
         fit = [r for r in known if r["fits"][d]]
         if fit:
             out.append(
-                f"At {load}, {len(fit)} of {len(known)} models fit on {where} with weights and "
+                f"At {load}, {len(fit)} of {len(known)} models fit on {where} with weights{reserve} and "
                 f"{_dt(d)} cache: {_names(fit)}."
             )
         else:
-            out.append(f"At {load}, none of the models fit on {where} with weights and {_dt(d)} cache.")
+            with_all = f"with weights{reserve} and {_dt(d)} cache"
+            out.append(f"At {load}, none of the models fit on {where} {with_all}.")
         for other in dtypes[1:]:
             rescued = [r for r in known if not r["fits"][d] and r["fits"][other]]
             if rescued:
@@ -245,6 +254,7 @@ def insights(
     batch: int,
     gpu: dict[str, Any] | None,
     tp: int = 1,
+    engine: str = "ideal",
 ) -> list[dict[str, str]]:
     """All insights for the selection, most telling first."""
     if not rows or not dtypes:
@@ -254,7 +264,7 @@ def insights(
         ("mla", mla_vs_gqa(rows, d, ctx)),
         ("mla", mla_vs_mha_average(rows, d)),
         ("efficiency", most_least_efficient(rows, d)),
-        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp)),
+        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp, engine)),
         ("sliding", sliding_caps(rows, d)),
         ("state", state_floors(rows, d, batch)),
         ("fp8", fp8_savings(rows, dtypes)),
