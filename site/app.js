@@ -6,7 +6,7 @@
 // can wait for an update.
 import { startPython } from "./boot.js";
 import {
-  LINE_STYLES, barFigure, draw, lineFigure, lineKey, modelColor, plotlyLoaded, renderLegend,
+  LINE_STYLES, barFigure, draw, isNarrow, lineFigure, lineKey, modelStyle, plotlyLoaded, renderLegend,
 } from "./charts.js";
 import { Controls } from "./controls.js";
 import { initCustom } from "./custom.js";
@@ -89,11 +89,23 @@ function renderInsights(resp) {
   list.replaceChildren(...items);
 }
 
+/** Under the bar chart: what the room marks mean and which engine arithmetic they assume. */
+function renderBarNote(resp) {
+  const note = $("bar-note");
+  const past = resp.models.filter((m) => m.beyond_max).length;
+  const parts = [];
+  if (resp.room_rule) parts.push(`│ = room for the KV cache per GPU after the weights — ${resp.room_rule}. ✕: the weights alone do not fit.`);
+  else parts.push("Choose a GPU to see how much room for the KV cache each model leaves.");
+  if (past) parts.push(`Hatched bars and ⚠: the chosen context is past that model's max context.`);
+  note.textContent = parts.join(" ");
+}
+
 function renderErrors(resp) {
   const list = $("model-errors");
   list.replaceChildren(...resp.errors.map((e) => {
     const li = document.createElement("li");
     li.dataset.id = e.id;
+    if (e.refused) li.dataset.refused = "true";
     const name = document.createElement("strong");
     name.textContent = e.name;
     li.append(name, `: ${e.error}`);
@@ -128,7 +140,7 @@ async function renderNow(resp, source) {
   const first = firstChart;
   firstChart = false;
   shown = resp;
-  const narrow = window.matchMedia("(max-width: 640px)").matches;
+  const narrow = isNarrow();
   const labels = data.catalog.kind_labels;
   const charts = $("charts");
   const { seq_len: seq, batch_size: batch, tensor_parallel_size: tp } = resp.settings;
@@ -138,17 +150,18 @@ async function renderNow(resp, source) {
     ? ` · ${resp.settings.kv_dtypes.map((d, i) => `${dtypeLabel(d)} ${LINE_STYLES[i % LINE_STYLES.length]}`).join(", ")}`
     : "";
   $("line-title").textContent = `KV cache vs sequence length (log–log)${per}${dashes}`;
+  renderBarNote(resp);
   if (plotlyLoaded()) {
     charts.classList.remove("failed");
     let t = performance.now();
-    await draw($("bar-chart"), barFigure(resp, labels, narrow));
+    await draw($("bar-chart"), barFigure(resp, labels, narrow), narrow);
     span("bar", t);
     if (first) performance.mark("kvcalc:first-chart");
     // Later renders give the browser a turn between the charts (no task over ~50 ms); the first
     // one does not, so the first paint already shows both charts (see main()).
     if (!first) await nextTask();
     t = performance.now();
-    await draw($("line-chart"), lineFigure(resp, labels, state.models, narrow));
+    await draw($("line-chart"), lineFigure(resp, labels, state.models, narrow), narrow);
     renderLegend($("line-legend"), $("line-chart"), resp, state.models);
     span("line", t);
   } else {
@@ -387,9 +400,9 @@ function initTheme() {
     redraw();
   });
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => mode === "auto" && redraw());
-  let narrow = window.matchMedia("(max-width: 640px)").matches;
+  let narrow = isNarrow();
   window.addEventListener("resize", () => {
-    const now = window.matchMedia("(max-width: 640px)").matches;
+    const now = isNarrow();
     if (now !== narrow) {
       narrow = now;
       redraw();
@@ -428,7 +441,7 @@ async function main() {
     showNotice([...hashNotes, "Computing the linked view once the calculator has loaded…"]);
   }
   // The controls are built after the first charts (~15 ms sooner) but still before the first paint.
-  controls = new Controls({ data, onChange, colorOf: modelColor });
+  controls = new Controls({ data, onChange, styleOf: modelStyle });
   syncControls();
   initCSV();
   initCustom(addCustomModel);

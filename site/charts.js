@@ -3,21 +3,40 @@
 // renders its own pseudo-HTML in labels, and model names are user data.
 import { dtypeLabel, fmtGiB, fmtInt, fmtTokens, toGiB } from "./format.js";
 
-const PALETTE = [
-  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-  "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#6b6ecf", "#ad494a",
-  "#637939", "#e7969c", "#3182bd", "#843c39",
-];
+// Six colours from the Okabe–Ito colour-blind-safe set (orange and sky blue darkened): each has at
+// least 3:1 contrast on the light (#fff) and dark (#171a21) chart backgrounds. Past six models a line
+// also gets a marker symbol, so 6 × 11 = 66 styles stay distinct (a page holds at most 64 models).
+const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#737373", "#B8860B"];
+const SYMBOLS = [null, "circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon", "triangle-down", "pentagon"];
+/** The same symbols as text (legend and chips). */
+const GLYPHS = ["", "●", "■", "◆", "▲", "✕", "✚", "★", "⬢", "▼", "⬟"];
 const DTYPE_COLORS = ["#3b6fd8", "#f0a030", "#2ca02c", "#9467bd", "#d62728", "#17becf"];
 const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
 /** How each dtype's line is drawn, in words (for the caption). */
 export const LINE_STYLES = ["solid", "dashed", "dotted", "dash-dot", "long dash", "long dash-dot"];
 const TOKEN_TICKS = [1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
-const CONFIG = {
-  responsive: true,
-  displaylogo: false,
-  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
-};
+/** Plotly's config: only local mode-bar buttons (Plotly 4 adds "Share chart…", which uploads the
+ * chart to Plotly's cloud, unless told not to); none at all on phones and touch screens. */
+function plotConfig(narrow) {
+  return {
+    responsive: true,
+    displaylogo: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    showLink: false,
+    displayModeBar: narrow ? false : "hover",
+    modeBarButtons: [["toImage", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "resetScale2d"]],
+    scrollZoom: false,
+    doubleClick: narrow ? false : "reset+autosize",
+  };
+}
+/** Phones and touch screens: no mode bar, no drag-zoom (a swipe scrolls the page). */
+export function isNarrow() {
+  return window.matchMedia("(max-width: 640px), (pointer: coarse)").matches;
+}
+const MAX_LABEL = 40;
+/** A model name for an axis label: at most 40 characters (the hover keeps the whole name). */
+const shortName = (name) => (name.length > MAX_LABEL ? `${name.slice(0, MAX_LABEL - 1)}…` : name);
 
 /** Identity of one model's line: it depends on neither the context nor the GPU. */
 export function lineKey(id, dtype, engine, tp, batch) {
@@ -29,8 +48,14 @@ export function plotText(value) {
   return String(value).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
+/** Line style of the index-th selected model: {color, symbol (Plotly name or null), glyph}. */
+export function modelStyle(index) {
+  const k = Math.floor(index / PALETTE.length) % SYMBOLS.length;
+  return { color: PALETTE[index % PALETTE.length], symbol: SYMBOLS[k], glyph: GLYPHS[k] };
+}
+
 export function modelColor(index) {
-  return PALETTE[index % PALETTE.length];
+  return modelStyle(index).color;
 }
 
 function theme() {
@@ -66,8 +91,12 @@ function breakdownLines(row, parts, labels) {
     .join("<br>");
 }
 
-function gpuLabel(gpu, tp) {
-  return `${plotText(gpu.name)}: ${fmtGiB(gpu.bytes)}${tp > 1 ? " per GPU" : ""}`;
+function fixed(layout, narrow) {
+  if (!narrow) return layout;
+  layout.dragmode = false;
+  layout.xaxis.fixedrange = true;
+  layout.yaxis.fixedrange = true;
+  return layout;
 }
 
 /** Rows in bar order: largest cache (first dtype) at the top. */
@@ -77,6 +106,16 @@ export function barOrder(rows, dtypes) {
 
 let lastBars = { key: null, traces: null };
 
+/** Hover text of one model's room for KV. */
+function roomText(row, resp) {
+  const room = row.room;
+  const gpu = plotText(resp.gpu.name);
+  const weights = `weights ${fmtGiB(room.weights)} per GPU`;
+  const reserve = room.overhead ? `, vLLM reserve ${fmtGiB(room.overhead)} of ${fmtGiB(room.requested)} it may use` : "";
+  if (room.bytes <= 0) return `no room for KV on ${gpu}: ${weights}${reserve}`;
+  return `room for KV on ${gpu}: ${fmtGiB(room.bytes)} (${weights}${reserve})`;
+}
+
 export function barFigure(resp, labels, narrow) {
   const t = theme();
   const { kv_dtypes: dtypes, seq_len: seq, tensor_parallel_size: tp } = resp.settings;
@@ -84,32 +123,49 @@ export function barFigure(resp, labels, narrow) {
   const names = rows.map((r) => plotText(r.name));
   // Same bars as last time (e.g. only the GPU changed): hand Plotly the same objects, so react()
   // sees unchanged data and only redoes the layout.
-  const key = JSON.stringify([seq, dtypes, rows.map((r) => [r.id, r.name, dtypes.map((d) => r.cache[d])])]);
+  const key = JSON.stringify([seq, dtypes, rows.map((r) => [r.id, r.name, r.beyond_max, dtypes.map((d) => r.cache[d])])]);
   const traces = key === lastBars.key ? lastBars.traces : dtypes.map((d, i) => ({
     type: "bar",
     orientation: "h",
     name: dtypeLabel(d),
     y: names,
     x: rows.map((r) => toGiB(r.cache[d])),
-    marker: { color: DTYPE_COLORS[i % DTYPE_COLORS.length] },
+    // Past a model's max context: hatched bars (and "⚠ past max" on its label).
+    marker: { color: DTYPE_COLORS[i % DTYPE_COLORS.length], pattern: { shape: rows.map((r) => (r.beyond_max ? "/" : "")), solidity: 0.5 } },
     customdata: rows.map((r) => [
       `${fmtGiB(r.cache[d])} (${fmtInt(r.cache[d])} bytes)`,
       `${fmtInt(r.token_bytes[d])} bytes/token` +
         (r.long_token_bytes[d] !== r.token_bytes[d] ? `, ${fmtInt(r.long_token_bytes[d])} past the window` : ""),
       breakdownLines(r, r.breakdown[d], labels),
+      r.beyond_max ? `<br><b>⚠ past its max context (${fmtTokens(r.max_context)})</b>` : "",
     ]),
-    hovertemplate: `<b>%{y}</b> · ${dtypeLabel(d)} at ${fmtTokens(seq)} tokens<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>`,
+    hovertemplate: `<b>%{y}</b> · ${dtypeLabel(d)} at ${fmtTokens(seq)} tokens<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]}%{customdata[3]}<extra></extra>`,
   }));
   lastBars = { key, traces };
-  const figureKey = JSON.stringify([key, resp.gpu, tp, narrow, t]);
-  const shapes = [];
-  const annotations = [];
-  if (resp.gpu) {
-    const x = toGiB(resp.gpu.bytes);
-    shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: t.muted, width: 1.5, dash: "dash" } });
-    annotations.push({ xref: "x", yref: "paper", x, y: 1, yanchor: "bottom", xanchor: "right", showarrow: false, text: gpuLabel(resp.gpu, tp), font: { size: 10, color: t.muted } });
-  }
   const perBar = 16 * dtypes.length + 8;
+  const data = [...traces];
+  const withRoom = resp.gpu ? rows.filter((r) => r.room) : [];
+  if (withRoom.length) {
+    // One mark per model: the KV cache must end left of it to fit (weights and the engine's reserve
+    // come first). A model whose weights alone do not fit gets an ✕ at 0.
+    data.push({
+      type: "scatter",
+      mode: "markers",
+      name: "room for KV",
+      y: withRoom.map((r) => plotText(r.name)),
+      x: withRoom.map((r) => toGiB(Math.max(0, r.room.bytes))),
+      marker: {
+        symbol: withRoom.map((r) => (r.room.bytes > 0 ? "line-ns" : "x-thin")),
+        size: withRoom.map((r) => (r.room.bytes > 0 ? perBar : 12)),
+        color: t.fg,
+        line: { width: 2.5, color: withRoom.map((r) => (r.room.bytes > 0 ? t.fg : "#D55E00")) },
+      },
+      customdata: withRoom.map((r) => [roomText(r, resp), dtypes.map((d) => `${dtypeLabel(d)} ${r.fits[d] === null ? "?" : r.fits[d] ? "fits" : "does not fit"}`).join(", ")]),
+      hovertemplate: "<b>%{y}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+    });
+  }
+  const maxX = Math.max(1e-9, ...traces.flatMap((tr) => tr.x), ...withRoom.map((r) => toGiB(Math.max(0, r.room.bytes))));
+  const ticktext = rows.map((r) => plotText(shortName(r.name)) + (r.beyond_max ? " ⚠" : ""));
   const layout = {
     ...baseLayout(t, narrow),
     barmode: "group",
@@ -118,65 +174,88 @@ export function barFigure(resp, labels, narrow) {
     // Explicit ranges: Plotly then skips autoranging (and a second layout pass) on every update.
     xaxis: axis(t, {
       title: { text: narrow ? "GiB" : `KV cache at ${fmtTokens(seq)} tokens (GiB)` },
-      range: [0, 1.06 * Math.max(1e-9, ...traces.flatMap((tr) => tr.x), resp.gpu ? toGiB(resp.gpu.bytes) : 0)],
+      range: [-0.02 * maxX, 1.06 * maxX], // a little left of 0: the ✕ of a model with no room shows
     }),
-    yaxis: axis(t, { autorange: false, range: [rows.length - 0.5, -0.5], ticklabelstandoff: 4 }),
+    yaxis: axis(t, {
+      autorange: false, range: [rows.length - 0.5, -0.5], ticklabelstandoff: 4, tickmode: "array", tickvals: names, ticktext,
+    }),
     uirevision: JSON.stringify([rows.map((r) => r.id), dtypes]),
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     margin: { l: 8, r: 16, t: 36, b: 8 },
-    shapes,
-    annotations,
   };
-  return { data: traces, layout };
+  return { data, layout: fixed(layout, narrow) };
 }
 
 const lineTraces = new Map(); // key → trace object, reused while its numbers and style are unchanged
 
+/** "same as X" text for a line that coincides with others (they hide each other on the chart). */
+function sameAs(row, d) {
+  const others = row.same_as?.[d] ?? [];
+  return others.length ? `same line as ${others.join(", ")}` : "";
+}
+
 export function lineFigure(resp, labels, order, narrow) {
   const t = theme();
-  const { kv_dtypes: dtypes, tensor_parallel_size: tp, engine, batch_size: batch } = resp.settings;
+  const { kv_dtypes: dtypes, tensor_parallel_size: tp, engine, batch_size: batch, seq_len: seq } = resp.settings;
   const traces = [];
   const keys = [];
   if (lineTraces.size > 500) lineTraces.clear();
-  for (const row of resp.models) {
-    const color = modelColor(order.indexOf(row.id) < 0 ? traces.length : order.indexOf(row.id));
+  resp.models.forEach((row, n) => {
+    const style = modelStyle(order.indexOf(row.id) < 0 ? n : order.indexOf(row.id));
     dtypes.forEach((d, i) => {
-      const key = [lineKey(row.id, d, engine, tp, batch), row.name, color, i].join("|");
+      const same = sameAs(row, d);
+      const key = [lineKey(row.id, d, engine, tp, batch), row.name, style.color, style.symbol, i, same].join("|");
       keys.push(key);
-      if (lineTraces.has(key)) {
-        traces.push(lineTraces.get(key));
-        return;
+      if (!lineTraces.has(key)) {
+        const line = row.lines[d];
+        const perToken = `${fmtInt(row.token_bytes[d])} bytes/token`;
+        lineTraces.set(key, {
+          type: "scatter",
+          mode: style.symbol ? "lines+markers" : "lines",
+          name: plotText(row.name),
+          meta: row.id,
+          x: line.x,
+          y: line.y.map(toGiB),
+          line: { color: style.color, width: 2, dash: DASHES[i % DASHES.length] },
+          ...(style.symbol ? { marker: { symbol: style.symbol, size: 7, color: style.color, maxdisplayed: 12 } } : {}),
+          customdata: line.x.map((x, j) => {
+            const parts = Object.fromEntries(Object.entries(line.parts).map(([k, v]) => [k, v[j]]));
+            return [fmtTokens(x), fmtGiB(line.y[j]), breakdownLines(row, parts, labels)];
+          }),
+          hovertemplate: `<b>%{fullData.name}</b> · ${dtypeLabel(d)}${same ? `<br><i>${plotText(same)}</i>` : ""}<br>%{customdata[0]} tokens: %{customdata[1]}<br>${perToken}<br>%{customdata[2]}<extra></extra>`,
+        });
       }
-      const line = row.lines[d];
-      const perToken = `${fmtInt(row.token_bytes[d])} bytes/token`;
-      lineTraces.set(key, {
-        type: "scatter",
-        mode: "lines",
-        name: plotText(row.name),
-        meta: row.id,
-        x: line.x,
-        y: line.y.map(toGiB),
-        line: { color, width: 2, dash: DASHES[i % DASHES.length] },
-        customdata: line.x.map((x, j) => {
-          const parts = Object.fromEntries(Object.entries(line.parts).map(([k, v]) => [k, v[j]]));
-          return [fmtTokens(x), fmtGiB(line.y[j]), breakdownLines(row, parts, labels)];
-        }),
-        hovertemplate: `<b>%{fullData.name}</b> · ${dtypeLabel(d)}<br>%{customdata[0]} tokens: %{customdata[1]}<br>${perToken}<br>%{customdata[2]}<extra></extra>`,
-      });
       traces.push(lineTraces.get(key));
+      // Past the model's max context (the bars show the chosen context anyway): a thin, faded
+      // continuation from its last point to the chosen context, ending in an ✕.
+      const line = row.lines[d];
+      const end = line.x[line.x.length - 1];
+      if (row.beyond_max && seq > end) {
+        traces.push({
+          type: "scatter",
+          mode: "lines+markers",
+          name: `${plotText(row.name)} (past max context)`,
+          meta: row.id,
+          x: [end, seq],
+          y: [toGiB(line.y[line.y.length - 1]), toGiB(row.cache[d])],
+          opacity: 0.55,
+          line: { color: style.color, width: 1, dash: "dot" },
+          marker: { symbol: "x-thin-open", size: [0, 10], color: style.color, line: { width: 2, color: style.color } },
+          customdata: [fmtTokens(end), fmtTokens(seq)].map((x, j) => [x, fmtGiB(j ? row.cache[d] : line.y[line.y.length - 1])]),
+          hovertemplate: `<b>${plotText(row.name)}</b> · ${dtypeLabel(d)}<br>⚠ past its max context (${fmtTokens(row.max_context)})<br>%{customdata[0]} tokens: %{customdata[1]}<extra></extra>`,
+        });
+      }
     });
-  }
-  const shapes = [];
-  const annotations = [];
-  if (resp.gpu) {
-    const y = toGiB(resp.gpu.bytes);
-    shapes.push({ type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: y, y1: y, line: { color: t.muted, width: 1.5, dash: "dash" } });
-    annotations.push({ xref: "paper", yref: "y", x: 0, y: Math.log10(y), xanchor: "left", yanchor: "bottom", showarrow: false, text: gpuLabel(resp.gpu, tp), font: { size: 10, color: t.muted } });
-  }
-  // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the GPU line, 5% padding.
-  const xs = traces.flatMap((tr) => [tr.x[0], tr.x[tr.x.length - 1]]);
+  });
+  // The chosen context: a vertical rule, labelled.
+  const shapes = [{ type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.fg, width: 1.5, dash: "dash" } }];
+  const annotations = [{
+    xref: "x", yref: "paper", x: Math.log10(seq), y: 1, xanchor: "left", yanchor: "bottom", showarrow: false,
+    text: `chosen: ${fmtTokens(seq)}`, font: { size: 10, color: t.fg },
+  }];
+  // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the chosen context, 5% padding.
+  const xs = [seq, ...traces.flatMap((tr) => [tr.x[0], tr.x[tr.x.length - 1]])];
   const ys = traces.flatMap((tr) => tr.y.filter((v) => v > 0));
-  if (resp.gpu) ys.push(toGiB(resp.gpu.bytes));
   const pad = (lo, hi) => [Math.log10(lo) - 0.05 * Math.log10(hi / lo || 10), Math.log10(hi) + 0.05 * Math.log10(hi / lo || 10)];
   const xRange = xs.length ? pad(Math.min(...xs), Math.max(...xs)) : [3, 5];
   const yRange = ys.length ? pad(Math.min(...ys), Math.max(...ys)) : [-2, 2];
@@ -200,35 +279,63 @@ export function lineFigure(resp, labels, order, narrow) {
     shapes,
     annotations,
   };
-  return { data: traces, layout, key: JSON.stringify([keys, resp.gpu, tp, narrow, t]) };
+  return { data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t]) };
 }
 
-/** The line chart's legend as HTML (names as text): one toggle button per model, hiding its lines. */
+/** The line chart's legend as HTML (names as text): one toggle button per model, hiding its lines;
+ * hovering or focusing one fades the other models' lines. */
 export function renderLegend(list, chart, resp, order) {
   const hidden = new Set([...list.querySelectorAll("button[aria-pressed='false']")].map((b) => b.dataset.id));
-  const items = resp.models.map((row) => {
+  const d0 = resp.settings.kv_dtypes[0];
+  const items = resp.models.map((row, n) => {
     const li = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.id = row.id;
     button.setAttribute("aria-pressed", hidden.has(row.id) ? "false" : "true");
     button.title = "Show or hide this model's lines";
+    const style = modelStyle(order.indexOf(row.id) < 0 ? n : order.indexOf(row.id));
     const swatch = document.createElement("span");
     swatch.className = "swatch";
-    swatch.style.background = modelColor(order.indexOf(row.id) < 0 ? 0 : order.indexOf(row.id));
+    swatch.style.background = style.color;
+    swatch.textContent = style.glyph;
     const name = document.createElement("span");
     name.textContent = row.name;
     button.append(swatch, name);
+    const same = sameAs(row, d0);
+    if (same) {
+      const note = document.createElement("span");
+      note.className = "same-as";
+      note.textContent = ` (${same})`;
+      button.append(note);
+    }
+    if (row.beyond_max) {
+      const note = document.createElement("span");
+      note.className = "past-max";
+      note.textContent = ` ⚠ max ${fmtTokens(row.max_context)}`;
+      button.append(note);
+    }
     button.addEventListener("click", () => {
       const show = button.getAttribute("aria-pressed") !== "true";
       button.setAttribute("aria-pressed", String(show));
       setVisible(chart, row.id, show);
     });
+    for (const on of ["mouseenter", "focus"]) button.addEventListener(on, () => highlight(chart, row.id));
+    for (const off of ["mouseleave", "blur"]) button.addEventListener(off, () => highlight(chart, null));
     li.append(button);
     return li;
   });
   list.replaceChildren(...items);
   for (const id of hidden) setVisible(chart, id, false);
+}
+
+/** Fade every line but model `id`'s (null: show all as drawn). */
+function highlight(chart, id) {
+  const traces = chart.data ?? [];
+  if (!traces.length || !globalThis.Plotly) return;
+  const past = (tr) => tr.name.endsWith("(past max context)");
+  const opacity = traces.map((tr) => (id === null || tr.meta === id ? (past(tr) ? 0.55 : 1) : 0.12));
+  globalThis.Plotly.restyle(chart, { opacity });
 }
 
 function setVisible(chart, id, show) {
@@ -238,9 +345,9 @@ function setVisible(chart, id, show) {
 
 /** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged. */
 const drawnKeys = new WeakMap();
-export async function draw(el, fig) {
+export async function draw(el, fig, narrow = isNarrow()) {
   if (fig.key && drawnKeys.get(el) === fig.key) return el;
-  await globalThis.Plotly.react(el, fig.data, fig.layout, CONFIG);
+  await globalThis.Plotly.react(el, fig.data, fig.layout, plotConfig(narrow));
   drawnKeys.set(el, fig.key);
   return el;
 }

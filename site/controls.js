@@ -30,10 +30,10 @@ function node(tag, props = {}, text) {
 }
 
 export class Controls {
-  constructor({ data, onChange, colorOf }) {
+  constructor({ data, onChange, styleOf }) {
     this.data = data;
     this.onChange = onChange;
-    this.colorOf = colorOf;
+    this.styleOf = styleOf;
     this.custom = [];
     this.state = null;
     this.buildStatic();
@@ -126,6 +126,12 @@ export class Controls {
     $("tp").addEventListener("change", (e) => this.onChange({ tp: Number(e.target.value) }));
     $("gpu").addEventListener("change", (e) => this.onChange({ gpu: e.target.value }));
 
+    // On phones the chips collapse to a count; the button shows or hides them.
+    $("chips-toggle").addEventListener("click", () => {
+      const open = $("chips-toggle").getAttribute("aria-expanded") !== "true";
+      $("chips-toggle").setAttribute("aria-expanded", String(open));
+      $("chips").classList.toggle("open", open);
+    });
     const search = $("model-search");
     search.addEventListener("input", () => this.filterPicker(search.value));
     $("model-groups").addEventListener("change", (e) => {
@@ -197,8 +203,9 @@ export class Controls {
     this.state.models.forEach((id, i) => {
       const li = node("li", { className: "chip" });
       li.dataset.id = id;
-      const swatch = node("span", { className: "swatch" });
-      swatch.style.background = this.colorOf(i);
+      const style = this.styleOf(i);
+      const swatch = node("span", { className: "swatch" }, style.glyph);
+      swatch.style.background = style.color;
       const name = this.nameOf(id);
       const remove = node("button", { type: "button", className: "chip-x" }, "×");
       remove.setAttribute("aria-label", `Remove ${name}`);
@@ -208,6 +215,8 @@ export class Controls {
     });
     if (!this.state.models.length) frag.append(node("li", { className: "chip empty" }, "No models selected"));
     chips.replaceChildren(frag);
+    const n = this.state.models.length;
+    $("chips-toggle").textContent = `${n} model${n === 1 ? "" : "s"} selected`;
   }
 
   /** Show `state` in every control (without firing onChange). */

@@ -73,7 +73,8 @@ def table_bytes(page: Page, column: str) -> dict[str, int]:
 
 def bars(page: Page) -> dict[str, list[float]]:
     """{trace name (dtype): GiB values} of the bar chart, in bar order."""
-    return page.evaluate("() => Object.fromEntries(BAR().data.map(t => [t.name, t.x]))".replace("BAR()", BAR))
+    js = "() => Object.fromEntries(BAR().data.filter(t => t.type === 'bar').map(t => [t.name, t.x]))"
+    return page.evaluate(js.replace("BAR()", BAR))
 
 
 def bar_names(page: Page) -> list[str]:
