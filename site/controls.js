@@ -49,6 +49,9 @@ export class Controls {
       label.append(node("input", { type: "checkbox", value: d, name: "dtype-more" }), ` ${dtypeLabel(d)}`);
       more.append(label);
     }
+    // Every engine kvcalc's registry offers (the catalog op), in its order.
+    const labels = catalog.engine_labels ?? {};
+    $("engine").append(...catalog.engines.map((e) => node("option", { value: e }, labels[e] ?? e)));
     const tp = $("tp");
     for (const n of TP_CHOICES) tp.append(node("option", { value: String(n) }, n === 1 ? "1 (one GPU)" : `${n} GPUs`));
     const gpu = $("gpu");

@@ -37,8 +37,12 @@ def test_version_round_trip() -> None:
 
 def test_catalog_lists_controls() -> None:
     cat = call({"op": "catalog"})
-    assert cat["ok"] and "fp8" in cat["dtypes"]
-    assert cat["engines"] == ["ideal", "transformers", "vllm", "trtllm", "sglang", "llama.cpp"]
+    from kvcalc.engines import ENGINES
+
+    assert cat["ok"] and "fp8" in cat["dtypes"] and cat["engines"] == list(ENGINES)
+    assert {"ideal", "transformers", "vllm"} <= set(cat["engines"])
+    assert list(cat["engine_labels"]) == cat["engines"]
+    assert cat["engine_labels"]["vllm"] == "vLLM (paged blocks)"
     assert cat["default_request"]["kv_dtypes"] == ["bf16", "fp8"]
 
 

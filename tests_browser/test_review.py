@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import kvcalc
-from kvcalc.gpus import get_gpu
-from kvcalc.plan import plan
+from kvcalc.deploy.gpus import get_gpu
+from kvcalc.deploy.plan import plan
 from tests_browser.test_site import DEFAULTS, ENTRIES, GIB, LLAMA8, bar_names, model, settle, wait_live
 
 if TYPE_CHECKING:
@@ -237,3 +237,11 @@ def test_refused_tensor_parallel_size_is_said_per_model(
     expect(refusal).to_contain_text(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}")
     expect(page.locator(f"#table tbody tr[data-id='{model_id}']")).to_have_count(0)
     assert ENTRIES[model_id]["name"] not in bar_names(page)
+
+
+def test_engine_select_lists_every_engine_of_the_registry(page: Page) -> None:
+    from kvcalc.engines import ENGINES
+
+    page.goto("/")
+    options = page.eval_on_selector_all("#engine option", "os => os.map(o => o.value)")
+    assert options == list(ENGINES)

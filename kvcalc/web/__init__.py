@@ -251,6 +251,15 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     return row
 
 
+#: How the engine select names each engine of the registry (an engine not listed shows its own name).
+ENGINE_LABELS = {
+    "ideal": "Ideal (theory)",
+    "vllm": "vLLM (paged blocks)",
+    "transformers": "transformers (DynamicCache)",
+    "sglang": "SGLang",
+    "trtllm": "TensorRT-LLM",
+    "llama.cpp": "llama.cpp",
+}
 #: What "room for KV" means per engine (vLLM: kvcalc.plan's own arithmetic; the others reserve nothing
 #: kvcalc models, so the room is the GPU's memory less the weights on it).
 ROOM_RULES = {
@@ -398,6 +407,7 @@ def catalog() -> dict[str, Any]:
     return {
         "dtypes": list(kvcalc.dtype_names()),
         "engines": list(ENGINES),
+        "engine_labels": {e: ENGINE_LABELS.get(e, e) for e in ENGINES},
         "gpus": hardware.gpus(),
         "kind_labels": KIND_LABELS,
         "max_context": MAX_CONTEXT,
