@@ -424,3 +424,17 @@ def test_every_config_answers_or_refuses(path: Path) -> None:
         assert ": " in str(exc)
         return
     assert mem.bytes == sum(mem.layer_bytes()) > 0
+
+
+def test_cli_reads_a_gguf(capsys: pytest.CaptureFixture[str]) -> None:
+    """``kvcalc kv FILE.gguf --engine llama.cpp``: the header alone, weights by tensor type beside the KV."""
+    path = ROOT / "tests" / "data" / "llamacpp_gguf" / "openai--gpt-oss-20b.gguf"
+    rc, out, _ = _cli(
+        capsys, "kv", str(path), "--engine", "llama.cpp", "-c", "32k", "-np", "4", "-kvu", "--json"
+    )
+    d = json.loads(out)
+    s = L.Settings(n_ctx=32768, n_parallel=4, kv_unified=True)
+    assert rc == 0 and d["bytes"] == L.memory(_model("openai/gpt-oss-20b"), s).bytes
+    assert d["weights"]["architecture"] == "gpt-oss" and d["weights"]["weight_bytes"] > 0
+    rc, _, err = _cli(capsys, "kv", str(path), "--seq-len", "1k")
+    assert rc == 2 and "a GGUF file is read with --engine llama.cpp" in err

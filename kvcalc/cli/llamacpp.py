@@ -106,11 +106,33 @@ def settings(args: argparse.Namespace) -> llamacpp.Settings:
     )
 
 
+def is_gguf(source: str) -> bool:
+    """A ``.gguf`` path or URL (read through its header, kvcalc.core.gguf)."""
+    return str(source).split("?")[0].lower().endswith(".gguf")
+
+
+def read_gguf(source: str) -> Any:
+    from kvcalc.core import gguf
+
+    src = str(source)
+    return gguf.read_url(src) if src.startswith(("http://", "https://")) else gguf.read_file(src)
+
+
 def run_kv(args: argparse.Namespace) -> int:
-    """``kvcalc kv MODEL --engine llama.cpp …``."""
-    model = resolve_model(args.model)
-    mem = llamacpp.memory(model, settings(args))
-    data: dict[str, Any] = {"model": model.name, **mem.as_dict(), "gib": mem.bytes / GIB}
+    """``kvcalc kv MODEL --engine llama.cpp …``; MODEL may be a ``.gguf`` file or URL (header only)."""
+    extra: dict[str, Any] = {}
+    if is_gguf(args.model):
+        from kvcalc.core import gguf
+
+        header = read_gguf(args.model)
+        mem = llamacpp.memory(header, settings(args))
+        name = header.metadata.get("general.name") or args.model
+        extra["weights"] = gguf.summary(header)
+    else:
+        model = resolve_model(args.model)
+        mem = llamacpp.memory(model, settings(args))
+        name = model.name
+    data: dict[str, Any] = {"model": name, **mem.as_dict(), "gib": mem.bytes / GIB, **extra}
     return _emit(args, data, lambda: _text(data))
 
 
@@ -133,10 +155,17 @@ def _text(d: dict[str, Any]) -> str:
         for c in d["caches"]
     ]
     table = _table(["cache", "cells", "layers", "types", "K GiB", "V GiB", "state GiB", "bytes"], rows)
+    w = d.get("weights")
+    weights = []
+    if w:
+        types = ", ".join(f"{t} {_gib(b)}" for t, b in w["bytes_by_type"].items())
+        weights = [f"weights ({w['file_type'] or 'GGUF'}, {w['tensors']} tensors): "
+                   f"{w['weight_bytes']:,} bytes = {_gib(w['weight_bytes'])} GiB ({types} GiB)"]  # fmt: skip
     lines = [
         head,
         table,
         f"total: {d['bytes']:,} bytes = {_gib(d['bytes'])} GiB",
+        *weights,
         "",
         "llama.cpp would print:",
     ]
@@ -170,17 +199,14 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from kvcalc.core import gguf as gguf_mod
     from kvcalc.deploy import llamacpp_plan as P
     from kvcalc.errors import KVCalcError
 
-    header = None
-    if args.gguf:
-        src = str(args.gguf)
-        header = (
-            gguf_mod.read_url(src) if src.startswith(("http://", "https://")) else gguf_mod.read_file(src)
-        )
-    model = resolve_model(args.model)
+    if is_gguf(args.model):
+        header, model = read_gguf(args.model), None
+    else:
+        header = read_gguf(args.gguf) if args.gguf else None
+        model = resolve_model(args.model)
     if args.machine:
         machine = P.get_machine(args.machine, wired_limit_mb=args.wired_limit_mb)
     elif args.gpu or args.vram_gib:
@@ -189,7 +215,8 @@ def run_plan(args: argparse.Namespace) -> int:
         raise KVCalcError("gpu: give --gpu NAME [--num-gpus N] or --machine (a Mac, e.g. m3-max-64gb)")
     pl = P.plan(model, machine, settings(args), quant=args.quant, gguf=header,
                 n_gpu_layers=args.n_gpu_layers, n_cpu_moe=args.n_cpu_moe)  # fmt: skip
-    data = {"model": model.name, "engine": ENGINE, "build": llamacpp.BUILD, **pl.as_dict()}
+    name = model.name if model else header.metadata.get("general.name") or args.model
+    data = {"model": name, "engine": ENGINE, "build": llamacpp.BUILD, **pl.as_dict()}
     return _emit(args, data, lambda: _plan_text(data))
 
 

@@ -98,6 +98,8 @@ def _register_kv(sub: Any) -> None:
 def _run_kv(args: argparse.Namespace) -> int:
     if args.engine == llamacpp_cli.ENGINE:
         return llamacpp_cli.run_kv(args)
+    if llamacpp_cli.is_gguf(args.model):
+        raise KVCalcError(f"model: a GGUF file is read with --engine {llamacpp_cli.ENGINE}")
     if args.engine == sglang_cli.ENGINE:
         return sglang_cli.run_kv(args)
     if args.seq_len is None:

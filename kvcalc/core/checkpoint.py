@@ -207,7 +207,7 @@ def _packed_bits(name: str, shape: tuple[int, ...], raw: Mapping[str, tuple[str,
 
 
 def _role(name: str, dtype: str, raw: Mapping[str, tuple[str, tuple[int, ...], int]]) -> str:
-    """"scale" (metadata), "packed" (several values per element) or "weight"."""
+    """ "scale" (metadata), "packed" (several values per element) or "weight"."""
     stem = name.rsplit(".", 1)[0]
     if name.endswith(_META_SUFFIXES):
         return "scale"

@@ -399,4 +399,3 @@ def read_range(spec: HubId | str, filename: str, start: int, length: int, *,
         raise _http_error(hid, filename, resp)
     body = resp.body if resp.status == 206 else resp.body[start:]
     return body[:length]
-

@@ -174,7 +174,6 @@ class _State(LayerSpec):
         return batch * (conv_bytes + state_bytes)
 
 
-
 @dataclass(frozen=True)
 class Mamba1(_State):
     """Mamba-1 mixer: conv b·d_inner·d_conv·B + ssm b·d_inner·d_state (fp32)."""

@@ -246,7 +246,7 @@ def _place(w: Weights, kv_layers: list[int], m: Machine, ngl: int, n_cpu_moe: in
 
 
 def plan(
-    model: Model,
+    model: Model | None,
     machine: Machine,
     settings: L.Settings,
     *,
@@ -260,10 +260,12 @@ def plan(
     ``n_cpu_moe="auto"``: the fewest leading layers whose experts must stay in RAM for every layer to
     go to the GPU (what llama.cpp's ``--fit`` tries for MoE models), or all of them if even that fails.
     """
-    if gguf is None and quant is None:
-        raise KVCalcError("quant: give --quant (e.g. Q4_K_M) or a GGUF file")
-    w = weights_from_gguf(gguf) if gguf is not None else weights_from_config(model, str(quant))
-    mem = L.memory(gguf if gguf is not None else model, settings)
+    if gguf is not None:
+        w, mem = weights_from_gguf(gguf), L.memory(gguf, settings)
+    elif quant is None or model is None:
+        raise KVCalcError("quant: give --quant (e.g. Q4_K_M) with a config, or a GGUF file")
+    else:
+        w, mem = weights_from_config(model, str(quant)), L.memory(model, settings)
     n = len(w.layers)
     if len(mem.layer_bytes()) != n:
         raise KVCalcError("model: the GGUF's block_count does not match the model's layers")
