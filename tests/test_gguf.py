@@ -205,3 +205,28 @@ def test_mla_with_nextn_block(tmp_path: Path) -> None:
     (cache,) = mem.caches
     assert (cache.layers, cache.v_bytes) == (3, 0)
     assert cache.k_bytes == 3 * 4096 * 576 // 32 * 34
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=512), cut=st.integers(min_value=0, max_value=4096))
+def test_any_bytes_parse_or_refuse(data: bytes, cut: int) -> None:
+    """Random bytes, or a real header cut anywhere: a GGUF or a KVCalcError naming the source or the
+    tensor, never a traceback."""
+    real = _HEADER.read_bytes()
+    for blob in (data, b"GGUF" + data, real[:cut] + data):
+        try:
+            g = gguf.parse(lambda off, n, b=blob: b[off : off + n], "blob")
+        except KVCalcError as exc:
+            assert str(exc).startswith("blob: ")
+            continue
+        try:
+            assert g.weight_bytes() >= 0
+        except KVCalcError as exc:
+            assert any(str(exc).startswith(f"{t.name}: ") for t in g.tensors)
+
+
+_HEADER = Path(__file__).parent / "data" / "llamacpp_gguf" / "meta-llama--Llama-3.1-8B.gguf"

@@ -438,3 +438,19 @@ def test_cli_reads_a_gguf(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["weights"]["architecture"] == "gpt-oss" and d["weights"]["weight_bytes"] > 0
     rc, _, err = _cli(capsys, "kv", str(path), "--seq-len", "1k")
     assert rc == 2 and "a GGUF file is read with --engine llama.cpp" in err
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"n_ctx": -1}, "n_ctx: must be ≥ 0"),
+        ({"n_ctx": "abc"}, "n_ctx: expected an integer"),
+        ({"n_parallel": 0}, "n_parallel: must be ≥ 1"),
+        ({"n_batch": -5}, "n_batch: must be ≥ 0"),
+        ({"n_ubatch": 1.5}, "n_ubatch: expected an integer"),
+        ({"type_v": "q3_k"}, "type_v: Unsupported cache type: q3_k"),
+    ],
+)
+def test_bad_settings_name_the_flag(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(KVCalcError, match=message):
+        L.memory(_model("meta-llama/Llama-3.1-8B"), L.Settings(**kw))
