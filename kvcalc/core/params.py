@@ -52,7 +52,7 @@ EXACT_TYPES = frozenset(
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5",
         "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "deepseek_v2", "deepseek_v3", "deepseek_v32",
         "kimi_k2", "glm_moe_dsa", "gpt_oss", "minimax_m2", "nemotron_h", "glm4_moe", "olmo", "olmo2",
-        "olmo3",
+        "olmo3", "gemma2", "gemma3_text",
     }
 )  # fmt: skip
 #: Llama-like decoders (gate/up/down MLP, q/k/v/o attention, two RMSNorms, the MoE rules above) whose
@@ -74,7 +74,9 @@ TOWER_PARTS = ("vision", "audio")
 
 _DSA_TYPES = {"deepseek_v32", "glm_moe_dsa"}
 _GATED_Q = {"qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"}
-_QK_NORM_PER_HEAD = {"qwen3", "qwen3_moe"} | _GATED_Q
+_QK_NORM_PER_HEAD = {"qwen3", "qwen3_moe", "gemma3_text"} | _GATED_Q
+#: Gemma 2 / 3: four RMSNorms per layer (input, post-attention, pre- and post-feed-forward).
+_SANDWICH_NORMS = {"gemma2", "gemma3_text"}
 _QWEN_MOE = {"qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text"}
 _ALL_MOE = {"mixtral", "gpt_oss", "minimax_m2"}
 _TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3", "gemma3_text"}
@@ -464,7 +466,10 @@ def _layer_norms(c: _Cfg) -> list[Tensor]:
         return []
     if c.model_type == "nemotron_h":
         return _norm("norm", c.hidden)
-    return _norm("input_layernorm", c.hidden) + _norm("post_attention_layernorm", c.hidden)
+    out = _norm("input_layernorm", c.hidden) + _norm("post_attention_layernorm", c.hidden)
+    if c.model_type in _SANDWICH_NORMS:  # Gemma2/3DecoderLayer: RMSNorms before and after the MLP too
+        out += _norm("pre_feedforward_layernorm", c.hidden) + _norm("post_feedforward_layernorm", c.hidden)
+    return out
 
 
 def _merge(tensors: Iterable[tuple[str, Tensor]]) -> tuple[Tensor, ...]:
