@@ -823,6 +823,41 @@ def _nemotron_nas(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
     return items
 
 
+def _starcoder2(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
+    """transformers models/starcoder2/modeling_starcoder2.py: q/k/v/o and c_fc/c_proj (non-gated) with
+    ``use_bias`` (default True), LayerNorms with bias, tied lm_head by default."""
+    h, heads = c.hidden, c.heads
+    hd = h // heads
+    kv = c.f.int("num_key_value_heads", default=heads, limit="heads")
+    inter, bias = c.int("intermediate_size"), c.flag("use_bias", True)
+    block = _linear("self_attn.q_proj", "attention", heads * hd, h, split="col", bias=bias)
+    for name in ("k_proj", "v_proj"):
+        block += _linear(f"self_attn.{name}", "attention", kv * hd, h, split="kv", heads=kv, bias=bias)
+    block += _linear("self_attn.o_proj", "attention", h, heads * hd, split="row", bias=bias)
+    block += _linear("mlp.c_fc", "mlp", inter, h, split="col", bias=bias)
+    block += _linear("mlp.c_proj", "mlp", h, inter, split="row", bias=bias)
+    block += _ln("input_layernorm", h) + _ln("post_attention_layernorm", h)
+    items = [("model.", _t("embed_tokens.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items += [("model.layers.N.", t) for _ in model.layers for t in block]
+    return items + [("model.", t) for t in _ln("norm", h)]
+
+
+def _gpt_neox(model: Model, c: _Cfg) -> list[tuple[str, Tensor]]:
+    """transformers models/gpt_neox/modeling_gpt_neox.py: fused query_key_value (3h) and dense with
+    ``attention_bias`` (default True), dense_h_to_4h / dense_4h_to_h with biases, two LayerNorms per
+    layer, final_layer_norm, untied embed_out (lm_head) by default."""
+    h = c.hidden
+    inter, bias = c.int("intermediate_size"), c.flag("attention_bias", True)
+    block = _linear("attention.query_key_value", "attention", 3 * h, h, split="col", bias=bias)
+    block += _linear("attention.dense", "attention", h, h, split="row", bias=bias)
+    block += _linear("mlp.dense_h_to_4h", "mlp", inter, h, split="col", bias=True)
+    block += _linear("mlp.dense_4h_to_h", "mlp", h, inter, split="row", bias=True)
+    block += _ln("input_layernorm", h) + _ln("post_attention_layernorm", h)
+    items = [("gpt_neox.", _t("embed_in.weight", "embeddings", c.vocab, h, split="vocab"))]
+    items += [("gpt_neox.layers.N.", t) for _ in model.layers for t in block]
+    return items + [("gpt_neox.", t) for t in _ln("final_layer_norm", h)]
+
+
 #: Model types counted by their own layout: function of (model, config reader) → (prefix, tensor) items.
 _FAMILIES: dict[str, Any] = {
     "gpt2": lambda m, c: _gpt2(c, len(m.layers)),
@@ -838,11 +873,13 @@ _FAMILIES: dict[str, Any] = {
     "whisper": lambda m, c: _bart_like(c),
     "t5": lambda m, c: _t5(c),
     "nemotron-nas": _nemotron_nas,
+    "starcoder2": _starcoder2,
+    "gpt_neox": _gpt_neox,
 }
 #: transformers config-class ``tie_word_embeddings`` defaults where they differ from False.
 _TIE_DEFAULTS = {
     "gpt2": True, "falcon": True, "mpt": True, "mamba": True, "falcon_mamba": True, "bart": True,
-    "mbart": True, "whisper": True, "t5": True,
+    "mbart": True, "whisper": True, "t5": True, "starcoder2": True,
 }  # fmt: skip
 
 
