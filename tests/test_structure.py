@@ -158,3 +158,25 @@ def test_mamba_ssm_unread_fields_are_refused(change: dict[str, Any], key: str) -
     cfg = {**hf_config("state-spaces/mamba2-2.7b"), **change}
     with pytest.raises(kvcalc.KVCalcError, match=f"^{key}"):
         kvcalc.load_model(cfg)
+
+
+@pytest.mark.transformers
+def test_llama4_layer_types_and_parameters_match_transformers() -> None:
+    """Llama4TextConfig(no_rope_layers=[]) gives the same layer_types as kvcalc; a Maverick-shaped
+    synthetic (interleave_moe_layer_step 2, intermediate_size_mlp, shrunk widths) counts the same
+    parameters as Llama4ForCausalLM on the meta device."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.Llama4TextConfig(**{k: v for k, v in LLAMA4_SCOUT_TEXT.items() if k != "model_type"})
+    expected = ["chunked" if t == "chunked_attention" else "full" for t in cfg.layer_types]
+    assert kinds_per_layer(LLAMA4_SCOUT_TEXT) == expected
+    synthetic = {"model_type": "llama4_text", "hidden_size": 256, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "head_dim": 64, "num_hidden_layers": 6, "attention_chunk_size": 64,
+                 "no_rope_layers": [], "vocab_size": 1000, "intermediate_size": 128,
+                 "intermediate_size_mlp": 384, "num_local_experts": 8,
+                 "interleave_moe_layer_step": 2}  # fmt: skip
+    config = transformers.Llama4TextConfig(**{k: v for k, v in synthetic.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.Llama4ForCausalLM(config)
+    count = sum(p.numel() for p in model.parameters())
+    assert kvcalc.count_params(kvcalc.load_model(synthetic)).total == count

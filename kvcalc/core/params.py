@@ -52,7 +52,7 @@ EXACT_TYPES = frozenset(
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5",
         "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "deepseek_v2", "deepseek_v3", "deepseek_v32",
         "kimi_k2", "glm_moe_dsa", "gpt_oss", "minimax_m2", "nemotron_h", "glm4_moe", "olmo", "olmo2",
-        "olmo3", "gemma2", "gemma3_text",
+        "olmo3", "gemma2", "gemma3_text", "llama4_text",
     }
 )  # fmt: skip
 #: Llama-like decoders (gate/up/down MLP, q/k/v/o attention, two RMSNorms, the MoE rules above) whose
@@ -352,17 +352,21 @@ class _MoE:
 def _moe_spec(c: _Cfg) -> _MoE | None:
     """Routed-expert geometry, or None for a dense model."""
     f, mt = c.f, c.model_type
-    n = f.int("n_routed_experts", "num_local_experts", "num_experts", default=0, minimum=0)
+    llama4 = mt == "llama4_text"  # Llama4TextConfig defaults: 16 local experts, 1 per token
+    n = f.int("n_routed_experts", "num_local_experts", "num_experts", default=16 if llama4 else 0, minimum=0)
     if not n:
         return None
-    top_k = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", minimum=1)
-    if mt in ("mixtral", "gpt_oss", "minimax_m2"):
+    keys = ("num_experts_per_tok", "experts_per_token", "moe_topk")
+    top_k = f.int(*keys, default=1, minimum=1) if llama4 else f.int(*keys, minimum=1)
+    if mt in ("mixtral", "gpt_oss", "minimax_m2", "llama4_text"):
         inter = f.int("intermediate_size")
     else:
         inter = f.int("moe_intermediate_size", "intermediate_size")
     shared, gate = 0, False
     if mt == "nemotron_h":
         shared = f.int("moe_shared_expert_intermediate_size", default=0, minimum=0)
+    elif mt == "llama4_text":  # Llama4TextMoe: one shared expert of intermediate_size
+        shared = inter
     elif mt == "glm4_moe":  # Glm4MoeMoE: shared experts of moe_intermediate_size · n_shared_experts
         shared = f.int("n_shared_experts", default=1, minimum=0) * inter
     elif mt in MLA_TYPES or "n_shared_experts" in c.cfg:
@@ -406,6 +410,12 @@ def _is_moe_layer(c: _Cfg, i: int) -> bool:
     mt, f = c.model_type, c.f
     if mt in _ALL_MOE:
         return True
+    if mt == "llama4_text":  # Llama4TextDecoderLayer: layer_idx in moe_layers (default every step-th)
+        given = f.list("moe_layers")
+        if given is None:
+            step = f.int("interleave_moe_layer_step", default=1, limit="layers")
+            return (i + 1) % step == 0
+        return i in given
     if mt == "glm4_moe":  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace (default 1)
         return i >= f.int("first_k_dense_replace", default=1, minimum=0, limit="layers")
     if mt in MLA_TYPES:
@@ -436,7 +446,8 @@ def _mlp(c: _Cfg, i: int, moe: _MoE | None, notes: list[str]) -> list[Tensor]:
         return []
     if moe is not None and _is_moe_layer(c, i):
         return _moe(c, moe)
-    inter = c.f.int("intermediate_size", "ffn_hidden_size", "n_inner", default=0, minimum=0)
+    dense_keys = ("intermediate_size_mlp",) if c.model_type == "llama4_text" else ()
+    inter = c.f.int(*dense_keys, "intermediate_size", "ffn_hidden_size", "n_inner", default=0, minimum=0)
     if not inter:
         notes.append("intermediate_size missing: MLP not counted")
         return []
