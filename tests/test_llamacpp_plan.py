@@ -135,3 +135,15 @@ def test_n_cpu_moe_auto_is_the_fewest() -> None:
     assert fewer.n_gpu_layers < 49
     with pytest.raises(KVCalcError, match="no experts"):
         P.plan(_model("meta-llama/Llama-3.1-8B"), machine, s, quant="Q4_K_M", n_cpu_moe="auto")
+
+
+def test_layer_placement_follows_load_tensors() -> None:
+    """i_gpu_start = n_layer + 1 − ngl: -ngl 1 offloads only the output layer, then repeating layers from
+    the end; two equal GPUs split at (il − i_gpu_start) / ngl = 1/2."""
+    assert P.device_of_layers(4, 0, (1,)) == [None] * 5
+    assert P.device_of_layers(4, 1, (1,)) == [None, None, None, None, 0]
+    assert P.device_of_layers(4, 3, (1,)) == [None, None, 0, 0, 0]
+    two = P.device_of_layers(80, 81, (24, 24))
+    assert two[:41] == [0] * 41 and two[41:] == [1] * 40
+    uneven = P.device_of_layers(3, 4, (3, 1))  # fractions 0, .25, .5, .75 against splits .75, 1
+    assert uneven == [0, 0, 0, 1]

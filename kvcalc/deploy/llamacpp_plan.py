@@ -7,8 +7,9 @@ lists for that type, measured on Llama-3-8B: the per-tensor mix varies by model)
 buffer, for which the plan keeps llama.cpp's own ``--fit`` margin (``-fitt``, 1024 MiB per device,
 common/common.h ``fit_params_target``) free on every device.
 
-Placement follows llama.cpp (src/llama-model.cpp ``load_tensors``): ``-ngl N`` puts the last N repeating
-layers on the GPU(s) and, when N > n_layer, the output layer too; the input embeddings stay on the CPU;
+Placement follows llama.cpp (src/llama-model.cpp ``load_tensors``): ``-ngl N`` puts the output layer and
+the last N − 1 repeating layers on the GPU(s) ("offloading output layer to GPU", "offloading N − 1
+repeating layers"); the input embeddings stay on the CPU;
 each layer's KV cache lives with the layer (``offload_kqv``). ``--n-cpu-moe N`` keeps the expert tensors
 of the first N layers in RAM (common/arg.cpp, ``LLM_FFN_EXPS_REGEX``). Several GPUs split the offloaded
 layers (``--split-mode layer``) in proportion to their memory.
@@ -21,6 +22,7 @@ iogpu.wired_limit_mb=…`` raises it (``--wired-limit-mb``).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,33 +217,51 @@ class Plan:
         }
 
 
+def device_of_layers(n_layer: int, ngl: int, device_bytes: tuple[int, ...]) -> list[int | None]:
+    """llama.cpp's ``load_tensors`` placement: index ``il`` in 0..n_layer (n_layer = the output layer)
+    → device number, or None for the CPU.
+
+    ``i_gpu_start = n_layer + 1 − ngl``: the output layer is the first to go to a GPU, then the last
+    ``ngl − 1`` repeating layers; a layer's device is the first whose cumulative memory share exceeds
+    ``(il − i_gpu_start) / ngl`` (``--split-mode layer``, split by device memory).
+    """
+    ngl = max(0, min(ngl, n_layer + 1))
+    start = n_layer + 1 - ngl
+    total = sum(device_bytes) or 1
+    cum, acc = [], 0
+    for b in device_bytes:
+        acc += b
+        cum.append(acc / total)
+    out: list[int | None] = []
+    for il in range(n_layer + 1):
+        if il < start or ngl == 0:
+            out.append(None)
+        else:
+            out.append(min(bisect.bisect_right(cum, (il - start) / ngl), len(device_bytes) - 1))
+    return out
+
+
 def _place(w: Weights, kv_layers: list[int], m: Machine, ngl: int, n_cpu_moe: int) -> tuple[list[int], int]:
-    """Bytes per GPU and on the CPU for ``-ngl ngl``: the last ``ngl`` layers, split by memory share."""
+    """Bytes per GPU and on the CPU for ``-ngl ngl`` (input embeddings always on the CPU)."""
     n = len(w.layers)
-    on_gpu = list(range(n - min(ngl, n), n))
-    budgets = [b - FIT_MARGIN for b in m.gpu_bytes]
-    total_budget = sum(budgets) or 1
-    gpu = [0] * len(budgets)
-    cpu = w.embeddings + (0 if ngl > n else w.output)
-    # layers go to devices in order, each device taking its share of the offloaded layers
-    shares = [round(len(on_gpu) * b / total_budget) for b in budgets]
-    shares[-1] = len(on_gpu) - sum(shares[:-1])
-    dev_of: dict[int, int] = {}
-    i = 0
-    for d, k in enumerate(shares):
-        for il in on_gpu[i : i + k]:
-            dev_of[il] = d
-        i += k
+    dev = device_of_layers(n, ngl, m.gpu_bytes)
+    gpu = [0] * len(m.gpu_bytes)
+    cpu = w.embeddings
     for il in range(n):
         layer = w.layers[il] + kv_layers[il]
         exps = w.experts[il]
-        if il in dev_of:
-            gpu[dev_of[il]] += layer + (0 if il < n_cpu_moe else exps)
-            cpu += exps if il < n_cpu_moe else 0
-        else:
+        d = dev[il]
+        if d is None:
             cpu += layer + exps
-    if ngl > n:
-        gpu[-1] += w.output
+        elif il < n_cpu_moe:
+            gpu[d] += layer
+            cpu += exps
+        else:
+            gpu[d] += layer + exps
+    if dev[n] is None:
+        cpu += w.output
+    else:
+        gpu[dev[n]] += w.output
     return gpu, cpu
 
 
@@ -291,7 +311,8 @@ def plan(
     best = max((k for k in range(n + 2) if fits_here(k)), default=0) if n_gpu_layers is None else 0
     ngl = best if n_gpu_layers is None else n_gpu_layers
     gpu, cpu = _place(w, kv_layers, machine, ngl, n_cpu_moe)
-    kv_gpu = sum(kv_layers[n - min(ngl, n) :])
+    dev = device_of_layers(n, ngl, machine.gpu_bytes)
+    kv_gpu = sum(kv for kv, d in zip(kv_layers, dev, strict=False) if d is not None)
     notes = [
         w.source,
         f"each GPU keeps llama.cpp's --fit margin free ({FIT_MARGIN // MIB} MiB) for the compute buffer",

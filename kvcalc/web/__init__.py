@@ -300,8 +300,13 @@ def _room(prep: Prepared, s: Settings, gpu: Mapping[str, Any], per_gpu: int | No
 def _budget(prep: Prepared, s: Settings) -> Budget:
     """vLLM's budget for this model on the chosen GPU and TP (memoised: it depends on nothing else)."""
     key = ("budget", s.gpu, s.tensor_parallel_size)
-    return _memo(prep, key, lambda: plan_budget(  # type: ignore[no-any-return]
-        prep.model, gpu=s.gpu, tensor_parallel_size=s.tensor_parallel_size, params=_counted(prep)))
+    return _memo(
+        prep,
+        key,
+        lambda: plan_budget(  # type: ignore[no-any-return]
+            prep.model, gpu=s.gpu, tensor_parallel_size=s.tensor_parallel_size, params=_counted(prep)
+        ),
+    )
 
 
 def _fits(prep: Prepared, s: Settings, room: Mapping[str, Any] | None, d: str, cache: int) -> bool | None:
