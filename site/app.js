@@ -10,6 +10,7 @@ import {
 } from "./charts.js";
 import { Controls } from "./controls.js";
 import { initCustom } from "./custom.js";
+import { initPanels } from "./panels.js";
 import { dtypeLabel, fmtTokens } from "./format.js";
 import { decodeHash, defaultState, encodeHash, stateKey } from "./state.js";
 import { renderTable, tableCSV } from "./table.js";
@@ -445,6 +446,7 @@ async function main() {
   syncControls();
   initCSV();
   initCustom(addCustomModel);
+  initPanels({ data, python: startPython });
   window.addEventListener("hashchange", async () => {
     await applyHash();
     if (worker === "ready") recompute();

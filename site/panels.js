@@ -1,0 +1,7 @@
+// The panels beside the comparison (vLLM log, local mode): each in its own module, wired here once,
+// so app.js needs one line. `python()` returns boot.js's client ({ready, call}).
+import { initExplain } from "./explain.js";
+
+export function initPanels({ data, python }) {
+  initExplain({ models: data.models, gpus: data.catalog.gpus, python });
+}

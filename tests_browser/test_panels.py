@@ -1,0 +1,75 @@
+"""The added panels driven as a person would, in real Chromium, offline: paste a vLLM log, compare
+one model under several engines, local mode (llama.cpp), and the validation table as HTML.
+
+Expected verdicts and bytes come from kvcalc in this (Python) process, through the same door."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+import build
+from kvcalc import web
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+READY_MS = 60_000
+LOGS = Path(build.ROOT) / "bench" / "vllm_logs"
+
+
+def log_body(name: str) -> str:
+    """The log excerpt of a bench/vllm_logs file (below its '---' source header)."""
+    return (LOGS / name).read_text(encoding="utf-8").split("---\n", 1)[1]
+
+
+def explain_expected(log: str, model_id: str | None) -> dict:
+    entries = {e["id"]: e for e in build.model_entries()}
+    models = [{k: entries[model_id][k] for k in ("id", "name", "config")}] if model_id else []
+    return json.loads(web.compute(json.dumps({"op": "explain", "log": log, "models": models})))
+
+
+def explain(page: Page, log: str) -> None:
+    page.goto("/")
+    page.get_by_label("vLLM start-up log").fill(log)
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#explain-result")).to_be_visible(timeout=READY_MS)
+
+
+def test_pasted_log_is_explained_line_by_line(page: Page) -> None:
+    log = log_body("005-qwen3-14b-l40s-tp1.txt")
+    want = explain_expected(log, "Qwen/Qwen3-14B")
+    assert want["ok"] and [c["status"] for c in want["checks"]].count("exact") == 2
+    explain(page, log)
+    expect(page.locator("#explain-summary")).to_contain_text("Qwen/Qwen3-14B")
+    expect(page.locator("#explain-summary")).to_contain_text("l40s")
+    verdicts = page.locator(".explain-verdict")
+    expect(verdicts).to_have_count(len(want["checks"]))
+    shown = verdicts.evaluate_all("vs => vs.map(v => [v.dataset.kind, v.dataset.status, v.textContent])")
+    assert [(k, s) for k, s, _ in shown] == [(c["kind"], c["status"]) for c in want["checks"]]
+    tokens = next(t for k, _, t in shown if k == "tokens")
+    assert tokens.startswith("✔ reproduced exactly") and "75,824 tokens" in tokens
+    lines = page.locator(".explain-line code").all_text_contents()
+    assert "GPU KV cache size: 75,824 tokens" in lines
+    expect(page.locator("#explain-result")).to_have_attribute("data-outcome", "reproduced")
+
+
+def test_truncated_log_gets_a_partial_answer(page: Page) -> None:
+    """The first lines only (no token line): the numbers that are there are checked, the rest said."""
+    log = "\n".join(log_body("005-qwen3-14b-l40s-tp1.txt").splitlines()[:4])
+    want = explain_expected(log, "Qwen/Qwen3-14B")
+    explain(page, log)
+    expect(page.locator(".explain-verdict")).to_have_count(len(want["checks"]))
+    assert "GPU KV cache size" not in page.locator("#explain-checks").inner_text()
+    expect(page.locator("#explain-error")).to_be_empty()
+
+
+def test_log_of_unknown_model_and_garbage_never_blank(page: Page) -> None:
+    explain(page, "this is not a vLLM log at all\n<img src=x onerror=alert(1)>")
+    expect(page.locator("#explain-checks")).to_contain_text("No vLLM memory lines found")
+    expect(page.locator("#explain-notes")).to_contain_text("nothing recognised")
+    assert page.locator("#explain-checks img").count() == 0
+    page.get_by_label("vLLM start-up log").fill("")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#explain-error")).to_contain_text("log: paste")
