@@ -42,7 +42,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".cache" / "sglang-venv"
+#: The venv (``SGLANG_VALIDATE_VENV`` overrides, e.g. to try a fresh set-up elsewhere).
+VENV = Path(os.environ.get("SGLANG_VALIDATE_VENV") or ROOT / ".cache" / "sglang-venv")
 OUT = ROOT / "docs" / "sglang_validation.json"
 OUT_MD = ROOT / "docs" / "sglang_validation.md"
 SGLANG = "sglang==0.5.23"

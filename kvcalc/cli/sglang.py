@@ -44,7 +44,10 @@ def add_options(p: argparse.ArgumentParser, *, plan: bool) -> None:
     g.add_argument("--context-length", type=_tokens, help="lower the model's context length")
     if plan:
         g.add_argument(
-            "--available-bytes", type=_bytes, help="bytes per rank for the pools, after weights (70GiB)"
+            "--available-bytes",
+            type=_bytes,
+            help="bytes per rank SGLang sizes its pools from: free after loading the weights − free before "
+            "loading × (1 − mem_fraction_static), e.g. 40GiB",
         )
         g.add_argument("--mem-fraction-static", type=_ratio, help="default: SGLang's for the GPU and tp")
         g.add_argument("--max-running-requests", type=_positive, help="default: from the pool size")
