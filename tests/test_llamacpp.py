@@ -454,3 +454,11 @@ def test_cli_reads_a_gguf(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_settings_name_the_flag(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(KVCalcError, match=message):
         L.memory(_model("meta-llama/Llama-3.1-8B"), L.Settings(**kw))
+
+
+def test_cli_np_auto_is_llama_server_default(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _cli(
+        capsys, "kv", "gpt-oss-20b", "--engine", "llama.cpp", "-c", "32k", "-np", "auto", "--json"
+    )
+    d = json.loads(out)
+    assert rc == 0 and (d["n_seq_max"], d["n_stream"]) == (4, 1) and d["caches"][1]["cells"] == 1024

@@ -27,6 +27,11 @@ def _count(text: str) -> int:
     return value
 
 
+def _np(text: str) -> int | str:
+    """``-np``: a count, or ``auto`` (llama-server: ``n_parallel = 4`` and ``kv_unified = true``)."""
+    return "auto" if str(text).strip().lower() in ("auto", "-1") else _count(text)
+
+
 def _moe(text: str) -> int | str:
     """``--n-cpu-moe``: a layer count or ``auto``."""
     return "auto" if str(text).strip().lower() == "auto" else _count(text)
@@ -57,8 +62,8 @@ def add_kv_options(p: argparse.ArgumentParser) -> None:
         "-np",
         "--parallel",
         dest="n_parallel",
-        type=_count,
-        help="sequences / slots (default: --batch-size, else 1)",
+        type=_np,
+        help="sequences / slots (default: --batch-size, else 1); auto: llama-server's 4 slots, unified KV",
     )
     g.add_argument(
         "-kvu",
@@ -93,10 +98,13 @@ def settings(args: argparse.Namespace) -> llamacpp.Settings:
     """The parsed flags as a llama.cpp context request."""
     n_ctx = args.ctx_size if args.ctx_size is not None else (getattr(args, "seq_len", None) or 0)
     n_parallel = args.n_parallel if args.n_parallel is not None else (getattr(args, "batch_size", None) or 1)
+    unified = args.kv_unified
+    if n_parallel == "auto":  # tools/server/server.cpp: "n_parallel is set to auto, using 4 and kv_unified"
+        n_parallel, unified = 4, True
     return llamacpp.Settings(
         n_ctx=n_ctx,
         n_parallel=n_parallel,
-        kv_unified=args.kv_unified,
+        kv_unified=unified,
         type_k=args.cache_type_k,
         type_v=args.cache_type_v,
         flash_attn=args.flash_attn,
