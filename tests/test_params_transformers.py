@@ -20,6 +20,7 @@ import pytest
 
 import kvcalc
 from kvcalc.core.catalog import load_catalog
+from kvcalc.core.config import is_mamba_ssm
 from kvcalc.core.params import count_params
 
 pytestmark = pytest.mark.transformers
@@ -49,6 +50,11 @@ def _count(config_json: str, auto: str) -> int:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     data = {k: v for k, v in json.loads(config_json).items() if k not in DROP}
+    if auto == "AutoModelForCausalLM" and (is_mamba_ssm(data) or data.get("is_encoder_decoder")):
+        # mamba_ssm's own format, T5, Whisper: the class kvcalc.measure builds (conversion, seq2seq)
+        from kvcalc.measure import run as measure
+
+        return measure.count_parameters(data)
     data["model_type"] = _model_type(data)
     cfg = CONFIG_MAPPING[data["model_type"]].from_dict(copy.deepcopy(data))
     transformers.utils.logging.set_verbosity_error()
