@@ -12,7 +12,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import build
+import kvcalc
 from kvcalc import web
+from kvcalc.engines import ENGINES
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 READY_MS = 60_000
@@ -73,3 +75,68 @@ def test_log_of_unknown_model_and_garbage_never_blank(page: Page) -> None:
     page.get_by_label("vLLM start-up log").fill("")
     page.get_by_role("button", name="Explain").click()
     expect(page.locator("#explain-error")).to_contain_text("log: paste")
+
+
+# ------------------------------------------------------------------ engines side by side
+
+MISTRAL = "mistralai/Mistral-7B-v0.1"
+
+
+def engine_bytes(model_id: str, engine: str, seq: int, batch: int, dtype: str) -> int:
+    entry = next(e for e in build.model_entries() if e["id"] == model_id)
+    model = kvcalc.load_model(entry["config"], name=entry["name"])
+    ctx = seq * batch if engine == "llama.cpp" else seq  # llama.cpp's -c counts every slot
+    return kvcalc.kv_cache_bytes(model, ctx, batch_size=batch, kv_dtype=dtype, engine=engine)
+
+
+def engines_rev(page: Page, after: int) -> None:
+    expect(page.locator("#engines-panel")).not_to_have_attribute("data-rev", str(after), timeout=READY_MS)
+    expect(page.locator("#engines-panel")).to_have_attribute("data-busy", "false", timeout=READY_MS)
+
+
+def test_one_model_under_every_engine(page: Page) -> None:
+    page.goto("/")
+    page.get_by_text("One model, several engines").click()
+    engines_rev(page, 0)
+    page.get_by_label("Model", exact=True).select_option(MISTRAL)
+    engines_rev(page, 1)
+    page.get_by_label("Context per sequence").fill("32k")
+    page.get_by_label("Sequences").fill("2")
+    page.get_by_role("button", name="Compare engines").click()
+    expect(page.locator("#engines-caption")).to_contain_text("2 × 32K tokens", timeout=READY_MS)
+    settle = page.locator("#engines-panel")
+    expect(settle).to_have_attribute("data-busy", "false", timeout=READY_MS)
+    cells = page.eval_on_selector_all(
+        "#engines-table tbody tr",
+        "rows => rows.map(r => [r.dataset.engine, r.querySelector('[data-col=cache]').dataset.bytes])",
+    )
+    engines = list(ENGINES)
+    assert [e for e, _ in cells] == engines
+    for engine, shown in cells:
+        assert int(shown) == engine_bytes(MISTRAL, engine, 32768, 2, "bf16"), engine
+    bars = page.evaluate("() => document.getElementById('engines-chart').data[0].customdata")
+    assert bars == [int(b) for _, b in cells]
+    # each engine in its own vocabulary
+    table = page.locator("#engines-table")
+    expect(table.locator("tr[data-engine='vllm'] code").first).to_contain_text("--max-model-len 32768")
+    expect(table.locator("tr[data-engine='vllm']")).to_contain_text("gpu_memory_utilization")
+    expect(table.locator("tr[data-engine='sglang'] code").first).to_contain_text("--mem-fraction-static")
+    expect(table.locator("tr[data-engine='sglang']")).to_contain_text("page_size")
+    expect(table.locator("tr[data-engine='llama.cpp'] code").first).to_contain_text(
+        "-c 65536 -np 2 -ctk bf16"
+    )
+    expect(table.locator("tr[data-engine='trtllm']")).to_contain_text("tokens_per_block")
+
+
+def test_engines_fp8_and_nothing_ticked(page: Page) -> None:
+    page.goto("/")
+    page.get_by_text("One model, several engines").click()
+    engines_rev(page, 0)
+    page.get_by_label("Cache dtype", exact=True).select_option("fp8")
+    engines_rev(page, 1)
+    row = page.locator("#engines-table tr[data-engine='llama.cpp']")
+    expect(row).to_contain_text("kv_dtypes: llama.cpp's -ctk/-ctv take none of fp8")
+    expect(row.locator("[data-col=cache]")).to_have_text("—")
+    for box in page.locator("#eng-engines input").all():
+        box.uncheck()
+    expect(page.locator("#engines-error")).to_have_text("Engines: tick at least one.")

@@ -9,7 +9,8 @@ Requests (``op``):
 - ``compare`` with ``models`` (as for ``load``; an ``id`` alone reuses the parsed model) and
   ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
   lines (unless ``lines: false``), insights, and ``errors`` for the models that failed (the others
-  still come back).
+  still come back). With ``engines: [...]`` and one model: that model under each engine side by side
+  (:func:`kvcalc.web.engines.side_by_side`: each engine's numbers, error and launch line).
 - ``explain`` with ``log`` (a vLLM start-up log's text) and optionally ``gpu`` and ``model`` (an item as
   in ``models``, used as the log's config) or ``models`` (candidates matched to the log's model id; loaded
   ids are reused) → :meth:`kvcalc.deploy.explain.Explanation.as_dict`: each printed memory number
@@ -38,6 +39,7 @@ from kvcalc.deploy.plan import fits as plan_fits
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
+from kvcalc.web.engines import side_by_side
 from kvcalc.web.insights import insights
 from kvcalc.web.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
 
@@ -450,6 +452,12 @@ def _explain(req: Mapping[str, Any]) -> dict[str, Any]:
     return {**result.as_dict(), "text": result.text(), "errors": errors}
 
 
+def _model_of(model_id: str) -> Any:
+    """The parsed model of a loaded id (None when not loaded)."""
+    cached = _cache.get(model_id)
+    return None if cached is None else cached[1].model
+
+
 def _handle(req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "version":
@@ -459,6 +467,8 @@ def _handle(req: dict[str, Any]) -> dict[str, Any]:
     if op == "load":
         return _load(req)
     if op == "compare":
+        if req.get("engines") is not None:
+            return side_by_side(req, _compare, _settings, _model_of)
         return _compare(req)
     if op == "explain":
         return _explain(req)
