@@ -3,10 +3,8 @@
 from kvcalc.core.dtypes import dtype_names, get_dtype
 from kvcalc.core.model import Model, load_model
 from kvcalc.core.params import count_params, weight_bytes
-from kvcalc.deploy.plan import (  # kvcalc.deploy.plan is the function; use `from kvcalc.deploy.plan import …`
-    plan,
-    recommend,
-)
+from kvcalc.deploy.engine_plan import plan  # any engine; vLLM's own planner: kvcalc.deploy.plan.plan
+from kvcalc.deploy.plan import recommend
 from kvcalc.engines import ENGINES, breakdown, kv_bytes_per_token, kv_cache_bytes, layer_bytes
 from kvcalc.errors import KVCalcError
 
