@@ -25,6 +25,7 @@ from kvcalc.core.layers import (
     SharedKV,
     ShortConv,
     SlidingWindow,
+    XLSTMState,
 )
 from kvcalc.errors import KVCalcError
 
@@ -101,7 +102,6 @@ UNSUPPORTED = {
     "rwkv5": "RWKV v5 (remote code): its state is not modelled",
     "rwkv6": "RWKV v6 (remote code): its state is not modelled",
     "rwkv7": "RWKV v7 (remote code): its state is not modelled",
-    "xlstm": "its matrix memory is not modelled",
     "florence2": "the vision encoder's tokens join the decoder's cross-attention",
 }
 
@@ -647,6 +647,19 @@ def _rwkv(a: _Arch) -> list[LayerSpec]:
     return [RWKVState(hidden=a.hidden())] * a.n_layers
 
 
+def _xlstm(a: _Arch) -> list[LayerSpec]:
+    """xLSTM (mLSTM blocks, transformers ``xLSTMConfig``): qk_dim / v_dim = hidden · qk_dim_factor (0.5)
+    / v_dim_factor (1.0) rounded up to a multiple of 64, split over num_heads (:class:`XLSTMState`)."""
+    heads, hidden = a.heads(), a.hidden()
+    dims = []
+    for key, default in (("qk_dim_factor", 0.5), ("v_dim_factor", 1.0)):
+        factor = a.cfg.get(key, default)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+            raise KVCalcError(f"{a.f.where}{key}: expected a positive number, got {factor!r}")
+        dims.append(cdiv_int(int(hidden * factor), 64) * 64 // heads)
+    return [XLSTMState(n_heads=heads, qk_head_dim=dims[0], v_head_dim=dims[1])] * a.n_layers
+
+
 def _zamba(a: _Arch) -> list[LayerSpec]:
     """Zamba (v1): Mamba-1 layers; "hybrid" layers add the shared attention block's own K/V cache.
 
@@ -730,6 +743,7 @@ BUILDERS: dict[str, Builder] = {
     "nemotron-nas": _nemotron_nas,
     "zamba": _zamba,
     "rwkv": _rwkv,
+    "xlstm": _xlstm,
     **{t: _encoder_decoder for t in ENCODER_DECODER_TYPES},
 }
 

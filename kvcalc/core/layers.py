@@ -282,6 +282,28 @@ class RWKVState(_State):
 
 
 @dataclass(frozen=True)
+class XLSTMState(_State):
+    """xLSTM mLSTM memory per layer and sequence: matrix C (heads · qk_head_dim · v_head_dim), normaliser
+    n (heads · qk_head_dim) and max m (heads), all in the model dtype.
+
+    transformers ``xLSTMCache.__init__`` (``rnn_state[layer] = (zeros(b, heads, qk_head_dim,
+    v_head_dim), zeros(b, heads, qk_head_dim), zeros(b, heads, 1))``, dtype = the embeddings' dtype).
+    vLLM has no xLSTM model: refused there.
+    """
+
+    kind: ClassVar[str] = "xlstm"
+    n_heads: int = 1
+    qk_head_dim: int = 1
+    v_head_dim: int = 1
+
+    def _bytes(self, batch: int, p: Precision, tp: int, conv_keep: int) -> int:
+        if conv_keep:  # only vLLM asks for its own (conv − 1) layout
+            raise KVCalcError("engine: vLLM has no xLSTM model; kvcalc sizes it for transformers and ideal")
+        per_head = p.state.row_bytes(self.qk_head_dim * self.v_head_dim) + p.state.row_bytes(self.qk_head_dim)
+        return batch * self.n_heads * (per_head + p.state.row_bytes(1))
+
+
+@dataclass(frozen=True)
 class Parallel(LayerSpec):
     """A layer holding several caches at once (Falcon-H1 mamba + attention, Zamba2 shared blocks)."""
 

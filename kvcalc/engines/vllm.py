@@ -64,8 +64,14 @@ def check_options(options: Mapping[str, Any]) -> None:
         check_int(options["max_num_batched_tokens"], "max_num_batched_tokens")
 
 
+#: Architectures kvcalc sizes for transformers that vLLM has no model class for (Zamba2 it has).
+NO_VLLM_MODEL = {"zamba": "Zamba (v1)"}
+
+
 def check(model: Model, req: Request) -> None:
-    """TP must split the KV heads."""
+    """TP must split the KV heads; architectures vLLM cannot run are refused."""
+    if model.model_type in NO_VLLM_MODEL:
+        raise KVCalcError(f"engine: vLLM has no {NO_VLLM_MODEL[model.model_type]} model")
     check_kv_heads_split(model, req.tensor_parallel_size)
 
 
