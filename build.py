@@ -51,7 +51,9 @@ PYODIDE_FILES = (
     "python_stdlib.zip",
     "pyodide-lock.json",
 )
-PLOTLY = devenv.NODE_MODULES / "plotly.js-dist-min" / "plotly.min.js"
+# Plotly's official partial bundle: bar and scatter traces only (the charts use nothing else), 1.2 MB
+# instead of the full 4.8 MB, same library and API.
+PLOTLY = devenv.NODE_MODULES / "plotly.js-basic-dist-min" / "plotly-basic.min.js"
 BYTECODE_SCRIPT = ROOT / "tools" / "pyodide_bytecode.mjs"
 BYTECODE_CACHE = ROOT / ".cache" / "bytecode"  # one entry per input hash; the newest only is kept
 STDLIB_ZIP = "python_stdlib.zip"

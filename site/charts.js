@@ -250,7 +250,7 @@ export function lineFigure(resp, labels, order, narrow) {
   // The chosen context: a vertical rule, labelled.
   const shapes = [{ type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.fg, width: 1.5, dash: "dash" } }];
   const annotations = [{
-    xref: "x", yref: "paper", x: Math.log10(seq), y: 1, xanchor: "left", yanchor: "bottom", showarrow: false,
+    xref: "x", yref: "paper", x: Math.log10(seq), y: 1, xanchor: "right", yanchor: "bottom", showarrow: false,
     text: `chosen: ${fmtTokens(seq)}`, font: { size: 10, color: t.fg },
   }];
   // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the chosen context, 5% padding.
