@@ -95,6 +95,10 @@ function renderBarNote(resp) {
   const note = $("bar-note");
   const past = resp.models.filter((m) => m.beyond_max).length;
   const parts = [];
+  if (!resp.models.length) {
+    note.textContent = "No models selected: add some with “Add or remove models” above.";
+    return;
+  }
   if (resp.room_rule) parts.push(`│ = room for the KV cache per GPU after the weights — ${resp.room_rule}. ✕: the weights alone do not fit.`);
   else parts.push("Choose a GPU to see how much room for the KV cache each model leaves.");
   if (past) parts.push(`Hatched bars and ⚠: the chosen context is past that model's max context.`);
@@ -122,6 +126,7 @@ function renderTableNow() {
   renderTable($("table"), shown, sort, (key, kind) => {
     sort = sort.key === key ? { key, dir: -sort.dir } : { key, dir: kind === "text" ? 1 : -1 };
     renderTableNow();
+    $("table").querySelector(`button[data-sort="${CSS.escape(key)}"]`)?.focus(); // focus stays on the heading
   }, data.validation ?? null);
   const tp = shown.settings.tensor_parallel_size;
   $("table-help").textContent = `Cache per GPU for batch ${shown.settings.batch_size} at ${fmtTokens(shown.settings.seq_len)} tokens, ${shown.settings.engine} engine`
@@ -152,6 +157,7 @@ async function renderNow(resp, source) {
     : "";
   $("line-title").textContent = `KV cache vs sequence length (log–log)${per}${dashes}`;
   renderBarNote(resp);
+  charts.classList.toggle("empty", !resp.models.length); // no axes without data
   if (plotlyLoaded()) {
     charts.classList.remove("failed");
     let t = performance.now();
@@ -414,7 +420,8 @@ function initTheme() {
 function initCSV() {
   $("csv").addEventListener("click", () => {
     if (!shown) return;
-    const blob = new Blob([tableCSV(shown)], { type: "text/csv" });
+    const order = [...document.querySelectorAll("#table tbody tr")].map((tr) => tr.dataset.id);
+    const blob = new Blob([tableCSV(shown, order)], { type: "text/csv;charset=utf-8" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = `kvcalc-${fmtTokens(shown.settings.seq_len)}-tokens.csv`;

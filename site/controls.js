@@ -98,19 +98,28 @@ export class Controls {
     });
 
     const batch = $("batch");
+    const batchHelp = $("batch-help");
+    const batchOk = () => {
+      batch.removeAttribute("aria-invalid");
+      batchHelp.textContent = "";
+      batchHelp.classList.remove("error");
+    };
     batch.addEventListener("input", () => {
+      // A number input reports "" for text it cannot parse ("1e3" parses, "1.5" and "-1" are refused below).
       const b = /^\d+$/.test(batch.value) ? Number(batch.value) : NaN;
       if (b >= 1 && b <= MAX_BATCH) {
-        batch.removeAttribute("aria-invalid");
+        batchOk();
         this.onChange({ batch: b });
       } else {
         batch.setAttribute("aria-invalid", "true");
+        batchHelp.textContent = `Not a batch size: a whole number of sequences from 1 to ${fmtInt(MAX_BATCH)}. Still showing batch ${fmtInt(this.state.batch)}.`;
+        batchHelp.classList.add("error");
       }
     });
     batch.addEventListener("change", () => {
       if (batch.getAttribute("aria-invalid")) {
         batch.value = String(this.state.batch);
-        batch.removeAttribute("aria-invalid");
+        batchOk();
       }
     });
 
@@ -118,10 +127,15 @@ export class Controls {
     for (const box of dtypeBoxes()) {
       box.addEventListener("change", () => {
         const picked = dtypeBoxes().filter((b) => b.checked).map((b) => b.value);
+        const help = $("dtype-help");
         if (!picked.length || picked.length > MAX_DTYPES) {
           box.checked = !box.checked;
+          help.textContent = picked.length ? `At most ${MAX_DTYPES} cache dtypes at once.` : "Keep at least one cache dtype.";
+          help.classList.add("error");
           return;
         }
+        help.textContent = "";
+        help.classList.remove("error");
         this.onChange({ dtypes: picked });
       });
     }
@@ -137,6 +151,16 @@ export class Controls {
     });
     const search = $("model-search");
     search.addEventListener("input", () => this.filterPicker(search.value));
+    search.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      const first = document.querySelector("#model-groups label:not([hidden]) input:not(:checked)");
+      if (first) {
+        first.checked = true;
+        first.dispatchEvent(new Event("change", { bubbles: true }));
+        $("model-search-help").textContent = `Added ${this.nameOf(first.value)}.`;
+      }
+    });
     $("model-groups").addEventListener("change", (e) => {
       if (e.target.type !== "checkbox") return;
       const id = e.target.value;
@@ -182,17 +206,23 @@ export class Controls {
     this.filterPicker($("model-search").value);
   }
 
+  /** Show the models whose name, id or family hold every word of the query ("llama 3.1" finds
+   * Llama-3.1-8B); say when none does; Enter adds the first shown. */
   filterPicker(query) {
-    const q = query.trim().toLowerCase();
+    const words = query.toLowerCase().split(/[\s\-_/]+/).filter(Boolean);
+    let shown = 0;
     for (const fs of document.querySelectorAll("#model-groups fieldset")) {
       let any = false;
       for (const label of fs.querySelectorAll("label")) {
-        const hit = !q || label.dataset.search.includes(q);
+        const hit = words.every((w) => label.dataset.search.includes(w));
         label.hidden = !hit;
         any ||= hit;
+        shown += hit ? 1 : 0;
       }
       fs.hidden = !any;
     }
+    const help = $("model-search-help");
+    if (help) help.textContent = !words.length ? "" : shown ? `${shown} match${shown === 1 ? "" : "es"} · Enter adds the first` : "No matches.";
   }
 
   setCustom(custom) {
@@ -212,7 +242,13 @@ export class Controls {
       const name = this.nameOf(id);
       const remove = node("button", { type: "button", className: "chip-x" }, "×");
       remove.setAttribute("aria-label", `Remove ${name}`);
-      remove.addEventListener("click", () => this.onChange({ models: this.state.models.filter((m) => m !== id) }));
+      remove.addEventListener("click", () => {
+        const next = this.state.models[i + 1] ?? this.state.models[i - 1];
+        this.onChange({ models: this.state.models.filter((m) => m !== id) });
+        // Focus stays in the chips (the next one's ×), not on <body>.
+        const target = next ? document.querySelector(`#chips li[data-id="${CSS.escape(next)}"] .chip-x`) : $("picker").querySelector("summary");
+        target?.focus();
+      });
       li.append(swatch, node("span", {}, name), remove);
       frag.append(li);
     });
@@ -235,6 +271,8 @@ export class Controls {
     for (const box of [$("dt-bf16"), $("dt-fp8"), ...document.querySelectorAll("#dtype-more input")]) {
       box.checked = state.dtypes.includes(box.value);
     }
+    // A chosen dtype is never hidden behind a collapsed "More".
+    if (state.dtypes.some((d) => d !== "bf16" && d !== "fp8")) document.querySelector(".more-dtypes").open = true;
     $("engine").value = state.engine;
     $("tp").value = String(state.tp);
     $("tp").disabled = state.engine === "transformers";

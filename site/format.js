@@ -57,6 +57,7 @@ export function parseTokens(text) {
   return n >= MIN_CONTEXT && n <= MAX_CONTEXT ? n : null;
 }
 
+/** "bf16" → "BF16", "q8_0" → "Q8_0" (llama.cpp's own spelling). */
 export function dtypeLabel(name) {
-  return name.toUpperCase().replaceAll("_", " ");
+  return name.toUpperCase();
 }

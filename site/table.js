@@ -143,21 +143,24 @@ function csvField(value) {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** CSV of the current rows: exact bytes plus GiB, one row per model. */
-export function tableCSV(resp) {
+/** CSV of the current rows in `order` (the table's row ids, as sorted): exact bytes plus GiB, one row
+ * per model, UTF-8 with a byte-order mark (so spreadsheet apps read the names right). */
+export function tableCSV(resp, order = null) {
   const { kv_dtypes: dtypes } = resp.settings;
-  const header = ["id", "model", "attention", "layers", "kv_heads", "head_dim", "context_tokens", "batch_size", "engine", "tensor_parallel_size"];
+  const header = ["id", "model", "attention", "layers", "kv_heads", "head_dim", "context_tokens", "batch_size", "engine", "tensor_parallel_size", "gpu", "room_for_kv_bytes"];
   for (const d of dtypes) header.push(`bytes_per_token_${d}`, `cache_bytes_${d}`, `cache_gib_${d}`);
   header.push("weights_bytes", "weights_format");
   for (const d of dtypes) header.push(`total_per_gpu_bytes_${d}`, `fits_${d}`);
   const lines = [header.join(",")];
   const s = resp.settings;
-  for (const r of resp.models) {
-    const row = [r.id, r.name, r.attention, r.layers, r.kv_heads, r.head_dim, s.seq_len, s.batch_size, s.engine, s.tensor_parallel_size];
+  const byId = new Map(resp.models.map((r) => [r.id, r]));
+  const rows = order ? order.map((id) => byId.get(id)).filter(Boolean) : resp.models;
+  for (const r of rows) {
+    const row = [r.id, r.name, r.attention, r.layers, r.kv_heads, r.head_dim, s.seq_len, s.batch_size, s.engine, s.tensor_parallel_size, resp.gpu?.id ?? "", r.room?.bytes];
     for (const d of dtypes) row.push(r.token_bytes[d], r.cache[d], (r.cache[d] / 2 ** 30).toFixed(6));
     row.push(r.weights, r.weights_format);
     for (const d of dtypes) row.push(r.total[d], r.fits[d]);
     lines.push(row.map(csvField).join(","));
   }
-  return `${lines.join("\r\n")}\r\n`;
+  return `\ufeff${lines.join("\r\n")}\r\n`;
 }

@@ -257,3 +257,10 @@ def test_lines_can_be_left_out() -> None:
 def test_default_request_is_valid() -> None:
     out = compare([entry(LLAMA)])
     assert out["ok"] and out["settings"]["seq_len"] == 131072
+
+
+def test_a_model_past_its_max_context_is_never_the_smallest() -> None:
+    """Mistral-7B-v0.1 (max 32K, 4K window) holds the least at 128K, but does not reach 128K."""
+    out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072)
+    spread = [i["text"] for i in out["insights"] if i["kind"] == "spread"]
+    assert spread and "Mistral" not in spread[0] and "the smallest, DeepSeek-V3's" in spread[0]

@@ -245,3 +245,33 @@ def test_engine_select_lists_every_engine_of_the_registry(page: Page) -> None:
     page.goto("/")
     options = page.eval_on_selector_all("#engine option", "os => os.map(o => o.value)")
     assert options == list(ENGINES)
+
+
+def test_controls_say_why_and_keep_focus(page: Page) -> None:
+    """Should-fix items: refused batch sizes say why; focus stays in the chips and on a sorted
+    heading; "llama 3.1" finds Llama-3.1 and Enter adds it; the selects show their whole text."""
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(f"/#m={LLAMA8},{QWEN7},{DEEPSEEK}")
+    wait_live(page)
+    for bad in ("0", "1.5", ""):
+        page.fill("#batch", bad)
+        expect(page.locator("#batch")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator("#batch-help")).to_contain_text("Not a batch size")
+    page.fill("#batch", "2")
+    expect(page.locator("#batch-help")).to_be_empty()
+    page.locator(f"#chips li[data-id='{QWEN7}'] .chip-x").click()
+    settle(page)
+    assert page.evaluate("document.activeElement.closest('#chips li')?.dataset.id") == DEEPSEEK
+    page.click("#table thead button[data-sort='name']")
+    assert page.evaluate("document.activeElement.dataset.sort") == "name"
+    page.click("#picker summary")
+    page.fill("#model-search", "llama 3.1")
+    expect(page.locator("#model-search-help")).to_contain_text("match")
+    page.press("#model-search", "Enter")
+    settle(page)
+    expect(page.locator("#table tbody tr")).to_have_count(3)
+    page.fill("#model-search", "no such model at all")
+    expect(page.locator("#model-search-help")).to_have_text("No matches.")
+    for select in ("#engine", "#gpu"):
+        assert page.evaluate(f"(s => s.scrollWidth <= s.clientWidth + 1)(document.querySelector('{select}'))")
+    expect(page.locator("#dtype-more")).to_contain_text("Q8_0")

@@ -436,12 +436,17 @@ def test_picker_search_sort_and_csv(page: Page) -> None:
     expect(sorted_by).to_have_attribute("data-sort", "name")
     with page.expect_download() as info:
         page.click("#csv")
-    text = Path(info.value.path()).read_text()
+    raw = Path(info.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark, for spreadsheet apps
+    text = raw.decode("utf-8-sig")
     header, *lines = text.strip().splitlines()
     assert header.startswith("id,model,attention") and len(lines) == 13
     cols = header.split(",")
     llama = next(line.split(",") for line in lines if line.startswith(LLAMA8))
     assert int(llama[cols.index("cache_bytes_bf16")]) == expected_cache(LLAMA8, 131072, "bf16")
+    assert llama[cols.index("gpu")] == "h100" and llama[cols.index("engine")] == "ideal"
+    names = page.eval_on_selector_all("#table tbody tr", "rs => rs.map(r => r.dataset.id)")
+    assert [line.split(",")[0] for line in lines] == names  # the table's sort order
 
 
 def test_narrow_screen_and_dark_theme(page: Page) -> None:

@@ -226,8 +226,9 @@ def gpu_fit(
 
 
 def spread(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
-    """Largest and smallest cache in the selection."""
-    sized = [r for r in rows if r["cache"][d]]
+    """Largest and smallest cache in the selection, among the models that reach the context (one past
+    its max context is never "the smallest": it would not serve that many tokens)."""
+    sized = [r for r in rows if r["cache"][d] and not r.get("beyond_max")]
     if len(sized) < 2:
         return []
     hi = max(sized, key=lambda r: r["cache"][d])
