@@ -209,7 +209,7 @@ export class Controls {
   /** Show the models whose name, id or family hold every word of the query ("llama 3.1" finds
    * Llama-3.1-8B); say when none does; Enter adds the first shown. */
   filterPicker(query) {
-    const words = query.toLowerCase().split(/[\s\-_/]+/).filter(Boolean);
+    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
     let shown = 0;
     for (const fs of document.querySelectorAll("#model-groups fieldset")) {
       let any = false;
