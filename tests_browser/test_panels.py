@@ -14,7 +14,9 @@ from playwright.sync_api import Page, expect
 import build
 import kvcalc
 from kvcalc import web
+from kvcalc.deploy import llamacpp_plan as P
 from kvcalc.engines import ENGINES
+from kvcalc.engines import llamacpp as L
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 READY_MS = 60_000
@@ -140,3 +142,81 @@ def test_engines_fp8_and_nothing_ticked(page: Page) -> None:
     for box in page.locator("#eng-engines input").all():
         box.uncheck()
     expect(page.locator("#engines-error")).to_have_text("Engines: tick at least one.")
+
+
+# ------------------------------------------------------------------ local mode (llama.cpp)
+
+LLAMA70 = "meta-llama/Llama-3.1-70B"
+
+
+def local_plan(model_id: str, machine: P.Machine, ctx: int, np: int = 1, ct: str = "f16") -> dict:
+    entry = next(e for e in build.model_entries() if e["id"] == model_id)
+    model = kvcalc.load_model(entry["config"], name=entry["name"])
+    s = L.Settings(n_ctx=ctx, n_parallel=np, type_k=ct, type_v=ct)
+    return P.plan(model, machine, s, quant="Q4_K_M").as_dict()
+
+
+def local_rev(page: Page, after: int) -> None:
+    expect(page.locator("#local-panel")).not_to_have_attribute("data-rev", str(after), timeout=READY_MS)
+    expect(page.locator("#local-panel")).to_have_attribute("data-busy", "false", timeout=READY_MS)
+
+
+def shown_parts(page: Page) -> dict[tuple[str, str], int]:
+    rows = page.eval_on_selector_all(
+        "#local-table tbody tr",
+        "rs => rs.map(r => [r.dataset.part, r.dataset.where, r.cells[2].dataset.bytes])",
+    )
+    return {(p, w): int(b) for p, w, b in rows}
+
+
+def test_local_mode_two_gpus_then_a_mac(page: Page) -> None:
+    page.goto("/")
+    page.get_by_text("Will it fit on my machine?").click()
+    local_rev(page, 0)
+    page.locator("#local-model").select_option(LLAMA70)
+    local_rev(page, 1)
+    page.get_by_label("Machine").select_option("gpu:rtx-3090")
+    local_rev(page, 2)
+    page.get_by_label("GPUs").fill("2")
+    page.get_by_label("GPUs").dispatch_event("change")
+    local_rev(page, 3)
+    want = local_plan(LLAMA70, P.gpu_machine("rtx-3090", 2, 64), 32768)
+    expect(page.locator("#local-ngl")).to_have_text(str(want["n_gpu_layers"]))
+    expect(page.locator("#local-verdict")).to_contain_text(f"Fits with -ngl {want['n_gpu_layers']}")
+    parts = shown_parts(page)
+    assert parts["weights", "gpu"] == want["weights_gpu_bytes"] and parts["kv", "gpu"] == want["kv_gpu_bytes"]
+    assert parts["weights", "cpu"] == want["weights_cpu_bytes"] and parts["kv", "cpu"] == want["kv_cpu_bytes"]
+    assert parts["compute", "gpu"] == 2 * P.FIT_MARGIN
+    stacked = page.evaluate(
+        "() => document.getElementById('local-chart').data.map(t => [t.name, t.customdata])"
+    )
+    assert [n for n, _ in stacked] == ["Weights", "KV cache", "Compute buffer (llama.cpp --fit margin)"]
+    assert stacked[1][1] == [want["kv_gpu_bytes"], want["kv_cpu_bytes"]]
+    expect(page.locator("#local-command")).to_contain_text(
+        f"-c 32768 -np 1 -ctk f16 -ctv f16 -ngl {want['n_gpu_layers']}"
+    )
+
+    # a Mac: unified memory, the GPU working set instead of VRAM; RAM inputs go away
+    page.get_by_label("Machine").select_option("mac:m3-max-64gb")
+    local_rev(page, 4)
+    expect(page.locator("#local-gpu-extra")).to_be_hidden()
+    mac = local_plan(LLAMA70, P.get_machine("m3-max-64gb"), 32768)
+    expect(page.locator("#local-ngl")).to_have_text(str(mac["n_gpu_layers"]))
+    expect(page.locator("#local-table")).to_contain_text("GPU working set")
+    assert shown_parts(page)["kv", "gpu"] == mac["kv_gpu_bytes"]
+
+
+def test_local_mode_bad_context_and_no_experts(page: Page) -> None:
+    page.goto("/")
+    page.get_by_text("Will it fit on my machine?").click()
+    local_rev(page, 0)
+    page.get_by_label("Experts in RAM").select_option("auto")
+    local_rev(page, 1)
+    expect(page.locator("#local-error")).to_contain_text("n_cpu_moe: the model has no experts")
+    page.get_by_label("Experts in RAM").select_option("0")
+    local_rev(page, 2)
+    page.locator("#local-ctx").fill("lots")
+    page.get_by_role("button", name="Plan").click()
+    local_rev(page, 3)
+    expect(page.locator("#local-error")).to_contain_text("-c: write a token count")
+    expect(page.locator("#local-result")).to_be_hidden()

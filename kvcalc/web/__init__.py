@@ -15,6 +15,8 @@ Requests (``op``):
   in ``models``, used as the log's config) or ``models`` (candidates matched to the log's model id; loaded
   ids are reused) → :meth:`kvcalc.deploy.explain.Explanation.as_dict`: each printed memory number
   "exact", "within range", "differs" (with the likeliest cause) or "unchecked".
+- ``local`` (llama.cpp on a GPU + RAM or a Mac: quant, ``-c``, ``-np``, ``-ctk/-ctv``) → the ``-ngl`` that
+  fits and where each byte goes (:mod:`kvcalc.web.local`); ``local_catalog`` → what its controls offer.
 
 Parsed models are cached by id, so a control change does not re-parse every config.
 """
@@ -41,6 +43,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
 from kvcalc.web.engines import side_by_side
 from kvcalc.web.insights import insights
+from kvcalc.web.local import local, local_catalog
 from kvcalc.web.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
 
 MAX_MODELS = 64
@@ -472,6 +475,10 @@ def _handle(req: dict[str, Any]) -> dict[str, Any]:
         return _compare(req)
     if op == "explain":
         return _explain(req)
+    if op == "local":
+        return local(req, _prepared)
+    if op == "local_catalog":
+        return local_catalog()
     raise KVCalcError(f"op: unknown operation {op!r}")
 
 
