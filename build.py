@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tools import devenv
+from tools import devenv, md_html
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "kvcalc"
@@ -38,7 +38,7 @@ TEMPLATE = "index.html.j2"
 MODEL_CONFIGS = ROOT / "model_configs.json"
 VALIDATION_JSON = ROOT / "docs" / "validation.json"  # scripts/gen_validation.py writes both
 VALIDATION_MD = ROOT / "docs" / "validation.md"
-VALIDATION_URL = "validation.md"  # where the page links to the table (copied next to index.html)
+VALIDATION_URL = "validation.html"  # where the page links to the table (docs/validation.md rendered to HTML)
 MANIFEST = ".kvcalc-manifest"
 SITE_DIR_ENV = "KVCALC_SITE_DIR"  # test.py sets it to the built site; the browser tests serve that
 
@@ -312,7 +312,7 @@ def site_context(wheel_file: str) -> dict[str, Any]:
     """Everything index.html.j2 sees.
 
     Keys: version, wheel_url, pyodide_url, plotly_url (relative URLs), modules (what app.js
-    imports: :func:`module_graph`), validation_url (the copied docs/validation.md, "" without
+    imports: :func:`module_graph`), validation_url (docs/validation.md rendered to HTML, "" without
     one), data_json (a JSON string safe to put in
     <script type="application/json" id="kvcalc-data">: see :func:`site_data`).
     """
@@ -367,8 +367,6 @@ def asset_sources() -> dict[str, Path]:
     sources = {p.name: p for p in sorted(SITE_SRC.iterdir()) if p.is_file() and p.name != TEMPLATE}
     sources |= {f"{PYODIDE_URL}{name}": PYODIDE_DIR / name for name in PYODIDE_FILES if name != STDLIB_ZIP}
     sources[PLOTLY_URL] = PLOTLY
-    if VALIDATION_MD.is_file():
-        sources[VALIDATION_URL] = VALIDATION_MD
     missing = [str(p) for p in sources.values() if not p.is_file()]
     if missing:
         raise SystemExit(f"[kvcalc] missing build inputs (run `npm ci`?): {', '.join(missing)}")
@@ -394,6 +392,19 @@ def prune(out_dir: Path, produced: set[str]) -> None:
     manifest.write_text("\n".join(sorted(produced)) + "\n")
 
 
+def render_docs(out_dir: Path) -> list[str]:
+    """docs/validation.md as a UTF-8 HTML page next to index.html (tools/md_html.py); the written paths."""
+    if not VALIDATION_MD.is_file():
+        return []
+    text = VALIDATION_MD.read_text(encoding="utf-8")
+    title = next(
+        (line[2:].strip() for line in text.splitlines() if line.startswith("# ")), "kvcalc validation"
+    )
+    page = md_html.page(text, title=title, stylesheets=("style.css", "panels.css"), back="index.html")
+    write_if_changed(out_dir / VALIDATION_URL, page.encode("utf-8"))
+    return [VALIDATION_URL]
+
+
 def build_site(out_dir: Path = DEFAULT_OUT) -> Path:
     """Build the whole static site into out_dir and return out_dir."""
     out_dir = Path(out_dir).resolve()
@@ -409,7 +420,8 @@ def build_site(out_dir: Path = DEFAULT_OUT) -> Path:
         sources = asset_sources() | {f"{PYODIDE_URL}{STDLIB_ZIP}": stdlib}
         for rel, src in sources.items():
             copy_if_changed(src, out_dir / rel)
-    prune(out_dir, {*sources, "index.html", f"{WHEEL_DIR}/{wheel.name}"})
+    docs = render_docs(out_dir)
+    prune(out_dir, {*sources, *docs, "index.html", f"{WHEEL_DIR}/{wheel.name}"})
     devenv.log(f"site ready: {out_dir} (kvcalc {package_version()}, {wheel.name})")
     return out_dir
 

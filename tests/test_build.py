@@ -111,7 +111,7 @@ def test_site_data_embeds_compact_validation(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(build, "VALIDATION_MD", tmp_path / "validation.md")
     context = build.site_context("kvcalc-9-py3-none-any.whl")
     assert "validation" not in json.loads(context["data_json"]) and context["validation_url"] == ""
-    assert "validation.md" not in build.asset_sources()
+    assert build.render_docs(tmp_path) == []
     assert 'id="validation-link"' not in build.render_index(context)
 
     cache = [{"seq_len": 1, "dtype": "bf16", "kvcalc": 2, "transformers": 2, "exact": True}]
@@ -131,15 +131,17 @@ def test_site_data_embeds_compact_validation(tmp_path: Path, monkeypatch: pytest
     assert json.loads(context["data_json"])["validation"] == {
         "torch": "2.13.0+cpu",
         "transformers": "5.23.0",
-        "url": "validation.md",
+        "url": "validation.html",
         "models": {
             "a/A": {"exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"]},
             "b/B": {"exact": False, "seq_lens": [1], "dtypes": ["fp32"]},
         },
     }
-    assert context["validation_url"] == "validation.md"
-    assert build.asset_sources()["validation.md"] == tmp_path / "validation.md"
-    assert 'id="validation-link" class="section-link" href="validation.md"' in build.render_index(context)
+    assert context["validation_url"] == "validation.html"
+    assert build.render_docs(tmp_path) == ["validation.html"]
+    page = (tmp_path / "validation.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in page and '<h1 id="validation">validation</h1>' in page
+    assert 'id="validation-link" class="section-link" href="validation.html"' in build.render_index(context)
 
 
 def test_real_validation_covers_every_preloaded_model() -> None:
@@ -153,7 +155,7 @@ def test_built_site_is_complete_and_self_contained(site: Path) -> None:
     wheel = f"wheels/kvcalc-{kvcalc.__version__}-py3-none-any.whl"
     assert f'data-wheel-url="{wheel}"' in html and (site / wheel).is_file()
     assert '<main id="app" data-state="loading"' in html and 'id="kvcalc-version"' in html
-    assets = [build.PLOTLY_URL, "app.js", "worker.js", "validation.md"]
+    assets = [build.PLOTLY_URL, "app.js", "worker.js", "validation.html"]
     for rel in [*(f"pyodide/{f}" for f in build.PYODIDE_FILES), *assets]:
         assert (site / rel).is_file(), rel
     assert not re.search(r"<(script|link)\b[^>]*\b(src|href)=[\"']?(https?:)?//", html), "external asset"
@@ -278,7 +280,7 @@ def server(site: Path) -> Iterator[str]:
         ("/pyodide/pyodide.asm.wasm", "application/wasm"),
         ("/pyodide/pyodide.mjs", "text/javascript"),
         ("/worker.js", "text/javascript"),
-        ("/validation.md", "text/markdown"),
+        ("/validation.html", "text/html"),
         ("/", "text/html"),
     ],
 )

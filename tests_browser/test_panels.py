@@ -220,3 +220,24 @@ def test_local_mode_bad_context_and_no_experts(page: Page) -> None:
     local_rev(page, 3)
     expect(page.locator("#local-error")).to_contain_text("-c: write a token count")
     expect(page.locator("#local-result")).to_be_hidden()
+
+
+# ------------------------------------------------------------------ validation table as HTML
+
+
+def test_validation_link_opens_an_html_table(page: Page) -> None:
+    page.goto("/")
+    with page.expect_navigation():
+        page.locator("#validation-link").click()
+    assert page.url.endswith("/validation.html")
+    expect(page.locator("h1")).to_have_text("kvcalc vs transformers: measured validation")
+    assert page.evaluate("document.characterSet") == "UTF-8"
+    summary = page.locator("table").first
+    expect(summary.locator("tbody tr").first).to_contain_text("✔ measured exact")
+    md = (Path(build.ROOT) / "docs" / "validation.md").read_text(encoding="utf-8")
+    body = page.locator("body").inner_text()
+    assert "Ã" not in body and "|---" not in body  # no mojibake, no raw markdown
+    rows = [line for line in md.splitlines() if line.startswith("|") and not set(line) <= set("|-: ")]
+    expect(page.locator("tr")).to_have_count(len(rows))
+    page.get_by_role("link", name="← back to kvcalc").click()
+    expect(page.locator("#app")).to_be_visible()

@@ -252,7 +252,7 @@ def test_measured_exact_badge_and_validation_link(page: Page, site_server: str) 
     link = page.locator("#validation-link")
     expect(link).to_have_text("validation table")
     href = link.evaluate("a => a.href")
-    assert href == f"{site_server}/validation.md"
+    assert href == f"{site_server}/validation.html"
     with urllib.request.urlopen(href) as response:
         assert response.status == 200
         assert "measured exact" in response.read().decode()
