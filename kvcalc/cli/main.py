@@ -22,6 +22,7 @@ from typing import Any
 
 import kvcalc
 from kvcalc.cli import llamacpp as llamacpp_cli
+from kvcalc.cli import ollama as ollama_cli
 from kvcalc.cli import sglang as sglang_cli
 from kvcalc.cli import trtllm as trtllm_cli
 from kvcalc.cli.common import (
@@ -279,7 +280,7 @@ def _register_plan(sub: Any) -> None:
     p.add_argument(
         "--engine",
         default="vllm",
-        choices=("vllm", "trtllm", sglang_cli.ENGINE, llamacpp_cli.ENGINE),
+        choices=("vllm", "trtllm", sglang_cli.ENGINE, llamacpp_cli.ENGINE, ollama_cli.ENGINE),
         help="serving engine (default vllm)",
     )
     p.add_argument("--max-model-len", type=_tokens, help=f"{TOKENS_HELP}; default: the model's maximum")
@@ -294,6 +295,7 @@ def _register_plan(sub: Any) -> None:
     _plan_options(p)
     trtllm_cli.add_plan_options(p)
     llamacpp_cli.add_plan_options(p)
+    ollama_cli.add_plan_options(p)
     sglang_cli.add_options(p, plan=True)
     p.set_defaults(func=_run_plan)
 
@@ -305,6 +307,8 @@ def _run_plan(args: argparse.Namespace) -> int:
         return trtllm_cli.run_plan(args)
     if args.engine == llamacpp_cli.ENGINE:
         return llamacpp_cli.run_plan(args)
+    if args.engine == ollama_cli.ENGINE:
+        return ollama_cli.run_plan(args)
     if args.engine == sglang_cli.ENGINE:
         return sglang_cli.run_plan(args)
     if not args.gpu:
