@@ -102,7 +102,12 @@ def _text(d: dict[str, Any]) -> str:
         "",
         "ollama ps would show:",
         "  SIZE        PROCESSOR    CONTEXT",
-        f"  ≥ {ps['size_at_least']:<9} {ps['processor']:<12} {ps['context']}",
+        f"  ≥ {ps['size_at_least']:<9} {ps['processor']:<12} {ps['context']}"
+        + (
+            ""
+            if ps["processor"] != "not modelled"
+            else f"   (without compute buffers: {ps['processor_without_compute']})"
+        ),
         f"  (SIZE ≥ {ps['size_at_least_bytes']:,} bytes = {_gib(ps['size_at_least_bytes'])} GiB: model + KV "
         "buffers; llama-server's compute buffers are added on top and not modelled)",
         "",

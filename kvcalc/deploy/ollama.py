@@ -59,7 +59,8 @@ NO_PARALLEL_FAMILIES = frozenset(
 #: config.json ``model_type`` → the GGUF architecture Ollama calls the model family (convert names).
 _FAMILY = {
     "qwen3_vl": "qwen3vl", "qwen3_vl_moe": "qwen3vlmoe", "qwen3_5": "qwen35", "qwen3_5_moe": "qwen35moe",
-    "qwen3_next": "qwen3next", "lfm2_moe": "lfm2moe", "gpt_oss": "gpt-oss",
+    "qwen3_next": "qwen3next", "qwen3_5_text": "qwen35", "qwen3_5_moe_text": "qwen35moe",
+    "lfm2_moe": "lfm2moe", "gpt_oss": "gpt-oss",
 }  # fmt: skip
 
 #: server/routes.go ``Serve``: VRAM tiers of the default context.
@@ -154,8 +155,9 @@ def processor(size: int, vram: int) -> str:
 
 
 def _go_round(x: float) -> int:
-    """Go's ``math.Round``: half away from zero (Python's round() is half to even)."""
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+    """Go's ``math.Round`` for x ≥ 0: half away from zero (Python's round() is half to even)."""
+    whole = math.floor(x)
+    return int(whole) + (1 if x - whole >= 0.5 else 0)
 
 
 # ------------------------------------------------------------------------- the model as Ollama reads it
@@ -372,16 +374,15 @@ class Answer:
         buffers, which kvcalc does not size: it is given as a lower bound (model + KV buffers)."""
         p = self.plan
         full = p.n_gpu_layers > p.n_layer
-        lower = sum(p.gpu_bytes) + (0 if full else p.cpu_bytes)
-        proc = (
-            "100% GPU"
-            if full
-            else ("100% CPU" if p.n_gpu_layers == 0 else "not modelled (split includes compute buffers)")
-        )
+        gpu = sum(p.gpu_bytes)
+        lower = gpu if full else gpu + p.cpu_bytes
+        proc = "100% GPU" if full else "100% CPU" if p.n_gpu_layers == 0 and not gpu else "not modelled"
         return {
             "context": self.launch.num_ctx,
             "processor": proc,
+            "processor_without_compute": processor(lower, gpu),
             "size_at_least_bytes": lower,
+            "gpu_at_least_bytes": gpu,
             "size_at_least": human_bytes(lower),
             "size_exact": False,
         }
