@@ -251,3 +251,24 @@ def test_cli_plan_engine_ollama() -> None:
     assert rc == 0
     assert "llama-server -c 65536 -np 2 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn auto" in text
     assert "OLLAMA_NUM_PARALLEL=2" in text and "100% GPU" in text and O.RELEASE in text
+
+
+def test_from_a_gguf_header(tmp_path: Path) -> None:
+    """A GGUF alone: Ollama's facts from its metadata, its file size in PredictServerVRAM, llama.cpp's KV."""
+    from tests.test_gguf import LLAMA_META, TENSORS, write_gguf
+
+    path = tmp_path / "synthetic.gguf"
+    write_gguf(path, LLAMA_META, TENSORS)
+    from kvcalc.core import gguf
+
+    g = gguf.read_file(path)
+    f = O.facts_of_gguf(g)
+    assert (f.family, f.block_count, f.head_count_kv_min, f.head_count_max, f.context_length) == (
+        "llama", 2, 8, 32, 8192)  # fmt: skip
+    size = path.stat().st_size
+    a = O.answer(None, P.gpu_machine("4090"), O.Settings(num_ctx=4096), gguf=g, file_bytes=size)
+    # PredictServerVRAM: file + 2·2 blocks·8·(4096/32)·4096·2
+    assert a.launch.predicted_vram == size + 2 * 2 * 8 * 128 * 4096 * 2
+    assert a.memory.bytes == 2 * 2 * 4096 * 1024 * 2
+    # 32K default on a 4090 is cut to the GGUF's context_length 8192
+    assert O.answer(None, P.gpu_machine("4090"), O.Settings(), gguf=g).launch.num_ctx == 8192

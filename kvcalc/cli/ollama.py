@@ -10,6 +10,7 @@ Ollama's own knobs: ``--num-ctx`` (option ``num_ctx``), ``--num-parallel`` (``OL
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from kvcalc.cli.common import _emit, _gib, parse_tokens, resolve_model
@@ -80,7 +81,10 @@ def run_plan(args: argparse.Namespace) -> int:
         num_batch=args.num_batch,
         gpu_overhead=args.gpu_overhead,
     )
-    ans = O.answer(model, machine, settings, quant=args.quant, gguf=header, n_gpu_layers=args.n_gpu_layers)
+    local = args.model if is_gguf(args.model) else args.gguf
+    size = Path(local).stat().st_size if local and Path(local).is_file() else None
+    ans = O.answer(model, machine, settings, quant=args.quant, gguf=header, file_bytes=size,
+                   n_gpu_layers=args.n_gpu_layers)  # fmt: skip
     name = model.name if model else header.metadata.get("general.name") or args.model
     data = {"model": name, "engine": ENGINE, "machine": machine.name, **ans.as_dict()}
     return _emit(args, data, lambda: _text(data))

@@ -28,6 +28,11 @@ an older build, and kvcalc assumes its memory-module rules are the same) for the
   1024 / 2048 from the total context and its own VRAM prediction (``llm/llama_server.go``
   ``PredictServerVRAM``: model file size + ``2·block_count·head_count_kv_min·(embedding_length /
   head_count_max)·ctx·2`` — Ollama's estimate, not an allocation).
+- Vision models: Ollama sets ``LLAMA_ARG_FIT_TARGET`` to the projector's memory + 1 GiB
+  (``extraEnvsForStart``, ``mmprojFitTargetMiB``) instead of llama.cpp's 1024 MiB default; kvcalc does
+  not size projectors, so their placement and PROCESSOR column are not modelled.
+- Runners: GGUF models (every architecture) → llama-server; safetensors models
+  (``Model.IsMLX``: ``ModelFormat == "safetensors"``) → ``x/mlxrunner`` (MLX), not modelled.
 - ``ollama ps`` (``cmd/cmd.go`` ``ListRunningHandler``): SIZE = ``format.HumanBytes`` (decimal units) of
   the buffers llama-server logs (model + KV + compute + output + RS, ``llamaServerRunner.MemorySize``),
   all of it GPU when every layer is offloaded; PROCESSOR ``100% GPU``, ``100% CPU`` or
@@ -367,6 +372,8 @@ class Answer:
     memory: L.Memory
     plan: Any  # kvcalc.deploy.llamacpp_plan.Plan
     settings: Settings
+    vision: bool = False
+    notes: tuple[str, ...] = ()
 
     def ps(self) -> dict[str, Any]:
         """What ``ollama ps`` would show. Exact: CONTEXT, and PROCESSOR "100% GPU" when every layer is
@@ -377,6 +384,8 @@ class Answer:
         gpu = sum(p.gpu_bytes)
         lower = gpu if full else gpu + p.cpu_bytes
         proc = "100% GPU" if full else "100% CPU" if p.n_gpu_layers == 0 and not gpu else "not modelled"
+        if self.vision:
+            proc = "not modelled"
         return {
             "context": self.launch.num_ctx,
             "processor": proc,
@@ -385,6 +394,7 @@ class Answer:
             "gpu_at_least_bytes": gpu,
             "size_at_least": human_bytes(lower),
             "size_exact": False,
+            "placement": "kvcalc's llama.cpp --fit approximation (1024 MiB kept free per GPU)",
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -407,7 +417,7 @@ class Answer:
             "ollama_predicted_vram_bytes": la.predicted_vram,
             "ps": self.ps(),
             "plan": self.plan.as_dict(),
-            "notes": list(la.notes),
+            "notes": [*la.notes, *self.notes],
         }
 
 
@@ -443,4 +453,10 @@ def answer(
     except KVCalcError as exc:
         raise KVCalcError(f"OLLAMA_KV_CACHE_TYPE: llama-server would refuse to start: {exc}") from None
     pl = P.plan(model, machine, ls, quant=quant, gguf=gguf, n_gpu_layers=n_gpu_layers)
-    return Answer(la, mem, pl, settings)
+    notes = []
+    if file_bytes is None:
+        what = "the GGUF header's data end" if gguf is not None else "the weights estimate"
+        notes.append(f"PredictServerVRAM's file size taken as {what} ({size:,} bytes)")
+    if facts.vision:
+        notes.append("vision model: Ollama's LLAMA_ARG_FIT_TARGET = projector memory + 1 GiB (not modelled)")
+    return Answer(la, mem, pl, settings, facts.vision, tuple(notes))
