@@ -272,3 +272,56 @@ def test_from_a_gguf_header(tmp_path: Path) -> None:
     assert a.memory.bytes == 2 * 2 * 4096 * 1024 * 2
     # 32K default on a 4090 is cut to the GGUF's context_length 8192
     assert O.answer(None, P.gpu_machine("4090"), O.Settings(), gguf=g).launch.num_ctx == 8192
+
+
+_CUDA = O.Device("CUDA", 8, 9, 12)
+
+
+@pytest.mark.parametrize(
+    ("devices", "want"),
+    [
+        ([O.Device("CUDA", 5, 0, 12)], False),  # cuda compute 5.0 unsupported
+        ([O.Device("CUDA", 6, 0, 12)], True),
+        ([O.Device("CUDA", 6, 1, 12)], True),
+        ([O.Device("CUDA", 6, 2, 12)], True),
+        ([O.Device("CUDA", 7, 2, 12)], False),  # cuda compute 7.2 unsupported
+        ([O.Device("CUDA", 7, 0, 12)], True),
+        ([O.Device("CUDA", 7, 5, 12)], True),
+        ([O.Device("CUDA", 8, 9, 0)], True),  # unknown driver supported by compute
+        ([O.Device("CUDA", -1, -1, 12)], False),  # unknown compute unsupported
+        ([_CUDA, O.Device("CUDA", 5, 0, 12)], False),  # mixed cuda unsupported
+        ([O.Device("Metal")], True),
+    ],
+)
+def test_flash_attention_supported_go_test(devices: list, want: bool) -> None:
+    """Go test: ml/device_test.go TestFlashAttentionSupported (every case)."""
+    assert O.flash_attention_supported(devices) is want
+
+
+_OLD = [O.Device("CUDA", 8, 9, 12), O.Device("CUDA", 5, 0, 12)]
+
+
+@pytest.mark.parametrize(
+    ("env", "devices", "flag"),
+    [
+        (None, [O.Device("CUDA", 8, 9, 13)], "auto"),  # unset uses llama-server auto mode
+        ("", [O.Device("CUDA", 8, 9, 13)], "auto"),  # empty uses auto
+        ("0", [O.Device("CUDA", 8, 9, 13)], "off"),
+        ("false", [O.Device("CUDA", 8, 9, 13)], "off"),
+        ("1", [O.Device("CUDA", 8, 9, 13)], "on"),
+        ("true", [O.Device("CUDA", 8, 9, 13)], "on"),
+        ("random", [O.Device("CUDA", 8, 9, 13)], "on"),  # invalid enables flash attention
+        (None, _OLD, "off"),  # old cuda disables flash attention by default
+        ("1", _OLD, "on"),  # explicit enable overrides old cuda default
+    ],
+)
+def test_flash_attn_flag_go_test(env: str | None, devices: list, flag: str) -> None:
+    """Go test: llm/llama_server_test.go TestAppendFlashAttentionArgs (every case)."""
+    assert O.flash_attn_flag(env, O.flash_attention_supported(devices)) == flag
+
+
+def test_effective_context_is_stored_go_test() -> None:
+    """Go test: server/sched_test.go TestSchedLoadStoresEffectiveContextLength: num_ctx 262144 on a
+    model whose context is 131072 → the runner (and ``ollama ps`` CONTEXT) keeps 131072."""
+    la = O.launch(_facts(context_length=131072), O.Settings(num_ctx=262144), (), file_bytes=0)
+    assert la.num_ctx == 131072

@@ -83,8 +83,13 @@ def run_plan(args: argparse.Namespace) -> int:
     )
     local = args.model if is_gguf(args.model) else args.gguf
     size = Path(local).stat().st_size if local and Path(local).is_file() else None
+    cuda = None
+    if args.gpu and not args.machine:
+        from kvcalc.deploy.gpus import get_gpu
+
+        cuda = get_gpu(args.gpu).vendor == "NVIDIA"  # automatic num_batch: CUDA without flash attention
     ans = O.answer(model, machine, settings, quant=args.quant, gguf=header, file_bytes=size,
-                   n_gpu_layers=args.n_gpu_layers)  # fmt: skip
+                   n_gpu_layers=args.n_gpu_layers, cuda=cuda)  # fmt: skip
     name = model.name if model else header.metadata.get("general.name") or args.model
     data = {"model": name, "engine": ENGINE, "machine": machine.name, **ans.as_dict()}
     return _emit(args, data, lambda: _text(data))

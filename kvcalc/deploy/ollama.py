@@ -165,6 +165,51 @@ def _go_round(x: float) -> int:
     return int(whole) + (1 if x - whole >= 0.5 else 0)
 
 
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def env_bool(value: str | None) -> bool | None:
+    """``envconfig.BoolWithDefault``: unset/empty → None (the default); Go ``strconv.ParseBool`` values;
+    anything else → True. Values are trimmed of spaces and quotes first (``envconfig.Var``)."""
+    v = (value or "").strip().strip("\"'")
+    if not v:
+        return None
+    return v not in _FALSE if v in _TRUE + _FALSE else True
+
+
+@dataclass(frozen=True)
+class Device:
+    """What ``ml.FlashAttentionSupported`` reads of a GPU (``ml.DeviceInfo``)."""
+
+    library: str  # CUDA, ROCm, Metal, Vulkan, cpu
+    compute_major: int = 0
+    compute_minor: int = 0
+    driver_major: int = 0  # 0 = unknown
+
+
+def flash_attention_supported(devices: list[Device] | tuple[Device, ...]) -> bool:
+    """``ml/device.go`` ``FlashAttentionSupported``: every device is CPU, Metal, ROCm, Vulkan, or CUDA
+    with compute ≥ 6 except 7.2 and (driver unknown or driver ≥ 7)."""
+
+    def ok(d: Device) -> bool:
+        if d.library in ("cpu", "Metal", "ROCm", "Vulkan"):
+            return True
+        if d.library != "CUDA" or d.compute_major < 6 or (d.compute_major, d.compute_minor) == (7, 2):
+            return False
+        return d.driver_major == 0 or d.driver_major >= 7
+
+    return all(ok(d) for d in devices)
+
+
+def flash_attn_flag(env_value: str | None, supported: bool) -> str:
+    """``LlamaServerFlashAttention`` → ``--flash-attn``: the variable if set, else auto if supported."""
+    b = env_bool(env_value)
+    if b is not None:
+        return "on" if b else "off"
+    return "auto" if supported else "off"
+
+
 # ------------------------------------------------------------------------- the model as Ollama reads it
 
 
@@ -307,7 +352,7 @@ def launch(
     *,
     file_bytes: int,
     cuda: bool = True,
-    flash_attention_supported: bool = True,
+    fa_supported: bool = True,
     embedding: bool = False,
 ) -> Launch:
     """Ollama's decisions for one model load on empty GPUs (free memory = total − overhead)."""
@@ -339,10 +384,8 @@ def launch(
     kv_type = str(s.kv_cache_type or "").strip().lower()
     if kv_type:
         L.cache_type(kv_type, "OLLAMA_KV_CACHE_TYPE")
-    if s.flash_attention is not None:
-        fa = "on" if s.flash_attention else "off"
-    else:
-        fa = "auto" if flash_attention_supported else "off"
+    env_fa = None if s.flash_attention is None else str(int(s.flash_attention))
+    fa = flash_attn_flag(env_fa, fa_supported)
     effective_ctx = num_ctx * num_parallel
     predicted = predict_server_vram(file_bytes, facts.block_count, facts.head_count_kv_min,
                                     facts.embedding_length, facts.head_count_max, effective_ctx)  # fmt: skip
@@ -430,6 +473,7 @@ def answer(
     gguf: GGUF | None = None,
     file_bytes: int | None = None,
     n_gpu_layers: int | None = None,
+    cuda: bool | None = None,
 ) -> Answer:
     """Ollama's launch on ``machine`` (kvcalc.deploy.llamacpp_plan.Machine), llama.cpp's KV for it and
     llama.cpp's layer placement. ``file_bytes``: the GGUF file's size (default: the GGUF header's data
@@ -446,7 +490,8 @@ def answer(
         size = file_bytes or weights.embeddings + sum(weights.layers) + sum(weights.experts) + weights.output
     else:
         raise KVCalcError("quant: give --quant (e.g. Q4_K_M) with a config, or a GGUF file")
-    la = launch(facts, settings, tuple(machine.gpu_bytes), file_bytes=size, cuda=not machine.unified)
+    la = launch(facts, settings, tuple(machine.gpu_bytes), file_bytes=size,
+                cuda=(not machine.unified) if cuda is None else cuda)  # fmt: skip
     ls = la.llama_settings()
     try:
         mem = L.memory(gguf if gguf is not None else model, ls)  # type: ignore[arg-type]
