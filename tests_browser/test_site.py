@@ -480,6 +480,18 @@ def test_screenshot_for_readme(page: Page) -> None:
     assert (DOCS / "screenshot.png").stat().st_size > 20_000
 
 
+@pytest.mark.browser_context_args(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+def test_phone_dark_screenshot_for_readme(page: Page) -> None:
+    page.emulate_media(color_scheme="dark")
+    page.goto("/")
+    wait_live(page)
+    page.wait_for_timeout(300)
+    DOCS.mkdir(exist_ok=True)
+    clip = {"x": 0, "y": 0, "width": 390, "height": 1600}
+    page.screenshot(path=str(DOCS / "screenshot-phone-dark.png"), full_page=True, clip=clip)
+    assert (DOCS / "screenshot-phone-dark.png").stat().st_size > 20_000
+
+
 def test_dragging_the_context_slider_ends_on_its_last_value(page: Page) -> None:
     """300 input events, one per task as a drag fires them: the table and the link (written once
     the slider rests) end on the last position, and the link reopens there."""
