@@ -325,3 +325,21 @@ def test_effective_context_is_stored_go_test() -> None:
     model whose context is 131072 → the runner (and ``ollama ps`` CONTEXT) keeps 131072."""
     la = O.launch(_facts(context_length=131072), O.Settings(num_ctx=262144), (), file_bytes=0)
     assert la.num_ctx == 131072
+
+
+def test_embedding_gguf_is_refused_and_overhead_only_moves_the_tier(tmp_path: Path) -> None:
+    """A GGUF with ``{arch}.pooling_type`` is an embedding model (NewLlamaServerRunner): refused by name.
+    OLLAMA_GPU_OVERHEAD lowers the num_ctx tier (routes.go) but not the batch's free memory (sched.go)."""
+    from kvcalc.core import gguf
+    from tests.test_gguf import LLAMA_META, TENSORS, write_gguf
+
+    path = tmp_path / "embed.gguf"
+    write_gguf(path, LLAMA_META | {"llama.pooling_type": 1}, TENSORS)
+    with pytest.raises(KVCalcError, match="embedding model"):
+        O.answer(None, P.gpu_machine("4090"), O.Settings(), gguf=gguf.read_file(path))
+    # 24 GiB − 2 GiB overhead = 22 GiB → 4096 tokens; predicted 14 GiB of 24 free: 2048 needs ≤ 60 % =
+    # 14.4 GiB (with the overhead subtracted it would be 13.2 GiB and the batch 1024)
+    la = O.launch(_facts(context_length=0), O.Settings(num_ctx=65536, gpu_overhead=2 * GIB), (24 * GIB,),
+                  file_bytes=14 * GIB - 2 * 32 * 8 * 128 * 65536 * 2)  # fmt: skip
+    assert la.predicted_vram == 14 * GIB and la.num_batch == 2048  # 14 ≤ 14.4 and 2 GiB ≤ 19.2 − 14
+    assert O.launch(_facts(), O.Settings(gpu_overhead=2 * GIB), (24 * GIB,), file_bytes=0).num_ctx == 4096

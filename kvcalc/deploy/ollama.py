@@ -225,6 +225,7 @@ class ModelFacts:
     embedding_length: int
     vision: bool = False
     mtp: bool = False
+    embedding: bool = False
 
 
 def facts_of_gguf(g: GGUF) -> ModelFacts:
@@ -245,6 +246,7 @@ def facts_of_gguf(g: GGUF) -> ModelFacts:
         embedding_length=int(g.get("embedding_length", 0) or 0),
         vision=any(t.name.startswith("v.") for t in g.tensors),
         mtp=int(g.get("nextn_predict_layers", 0) or 0) > 0 or qwen_mtp,
+        embedding=f"{arch}.pooling_type" in g.metadata,
     )
 
 
@@ -355,8 +357,13 @@ def launch(
     fa_supported: bool = True,
     embedding: bool = False,
 ) -> Launch:
-    """Ollama's decisions for one model load on empty GPUs (free memory = total − overhead)."""
+    """Ollama's decisions for one model load on empty GPUs (free memory = total memory)."""
     s = settings
+    if embedding or facts.embedding:
+        raise KVCalcError(
+            "model: an embedding model (pooling_type): Ollama's embedding batch defaults "
+            "(DefaultEmbeddingNumBatch, --embedding) are not modelled"
+        )
     if facts.mtp:
         raise KVCalcError(
             f"model: {RELEASE} turns on llama-server's MTP draft for this model (nextn/MTP layers); "
@@ -377,7 +384,7 @@ def launch(
         notes.append(f"num_ctx {num_ctx} cut to the model's context_length {facts.context_length}")
         num_ctx = facts.context_length
     num_parallel = max(_positive(s.num_parallel, "OLLAMA_NUM_PARALLEL"), 1)
-    if embedding or facts.family in NO_PARALLEL_FAMILIES:
+    if facts.family in NO_PARALLEL_FAMILIES:
         if num_parallel != 1:
             notes.append(f"{facts.family}: Ollama forces num_parallel 1 (sched.go load)")
         num_parallel = 1
@@ -389,16 +396,14 @@ def launch(
     effective_ctx = num_ctx * num_parallel
     predicted = predict_server_vram(file_bytes, facts.block_count, facts.head_count_kv_min,
                                     facts.embedding_length, facts.head_count_max, effective_ctx)  # fmt: skip
-    available = sum(t - s.gpu_overhead for t in gpu_total_bytes)
+    available = sum(gpu_total_bytes)  # availableMemoryForLoad: Σ FreeMemory (no overhead subtracted)
     if s.num_batch is not None:
         batch, auto = _positive(s.num_batch, "num_batch"), False
-    elif embedding:
-        batch, auto = 512, False
     else:
         smallest = min(gpu_total_bytes, default=0)
         batch, auto = automatic_batch(effective_ctx, predicted, available, fa, cuda, smallest), True
     if auto:
-        notes.append(f"num_batch {batch} chosen by Ollama assuming empty GPUs (free = total − overhead)")
+        notes.append(f"num_batch {batch} chosen by Ollama assuming empty GPUs (free memory = total)")
     return Launch(num_ctx, source, num_parallel, kv_type, fa, batch, auto, predicted, tuple(notes))
 
 
