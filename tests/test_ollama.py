@@ -343,3 +343,16 @@ def test_embedding_gguf_is_refused_and_overhead_only_moves_the_tier(tmp_path: Pa
                   file_bytes=14 * GIB - 2 * 32 * 8 * 128 * 65536 * 2)  # fmt: skip
     assert la.predicted_vram == 14 * GIB and la.num_batch == 2048  # 14 ≤ 14.4 and 2 GiB ≤ 19.2 − 14
     assert O.launch(_facts(), O.Settings(gpu_overhead=2 * GIB), (24 * GIB,), file_bytes=0).num_ctx == 4096
+
+
+def test_kvcalc_plan_engine_ollama() -> None:
+    """``kvcalc.plan(model, engine="ollama", …)`` reaches the same answer as the CLI."""
+    import kvcalc
+
+    got = kvcalc.plan(_model("meta-llama/Llama-3.1-8B"), engine="ollama", gpu="4090", quant="Q4_K_M",
+                      num_ctx=8192, num_parallel=2, kv_cache_type="q8_0")  # fmt: skip
+    d = got.as_dict()
+    assert d["llama_server_args"][:4] == ["-c", "16384", "-np", "2"]
+    assert d["kv_bytes"] == 2 * 32 * 2 * 8192 * 1088 and d["ps"]["context"] == 8192
+    with pytest.raises(KVCalcError, match="gpu: give gpu="):
+        kvcalc.plan(_model("meta-llama/Llama-3.1-8B"), engine="ollama", quant="Q4_K_M")

@@ -16,6 +16,10 @@ engine         planner                                     what it needs
                                                            ``machine=`` (a Mac: ``m3-max-64gb``);
                                                            ``-c -np -ctk -ctv`` as ``n_ctx``,
                                                            ``n_parallel``, ``type_k``, ``type_v`` …
+``ollama``     :func:`kvcalc.deploy.ollama.answer`          as llama.cpp's machine and ``quant=``/``gguf=``;
+                                                           ``num_ctx``, ``num_parallel``,
+                                                           ``kv_cache_type``, ``flash_attention`` …
+                                                           (Ollama v0.32.15 on llama-server)
 =============  ==========================================  =========================================
 
 Every planner returns its own result (with ``as_dict()``); ``ideal`` and ``transformers`` are
@@ -45,17 +49,38 @@ def _trtllm(model: Model, *, free_bytes: int | None = None, **kw: Any) -> Any:
     return trtllm.capacity(model, free_bytes, **kw)
 
 
-def _llamacpp(model: Model, *, machine: str | llamacpp_plan.Machine | None = None, gpu: Any = None,
-              num_gpus: int = 1, ram_gb: int = 64, vram_gib: float | None = None,
-              wired_limit_mb: int | None = None, **kw: Any) -> Any:  # fmt: skip
+def _machine(machine: str | llamacpp_plan.Machine | None = None, gpu: Any = None, num_gpus: int = 1,
+             ram_gb: int = 64, vram_gib: float | None = None,
+             wired_limit_mb: int | None = None) -> llamacpp_plan.Machine:  # fmt: skip
+    """A Mac by name, or GPUs from the catalog (or of ``vram_gib``) plus system RAM."""
     if isinstance(machine, str):
         machine = llamacpp_plan.get_machine(machine, wired_limit_mb=wired_limit_mb)
     elif machine is None:
         if gpu is None and vram_gib is None:
             raise KVCalcError("gpu: give gpu= (and num_gpus=) or machine= (a Mac, e.g. 'm3-max-64gb')")
         machine = llamacpp_plan.gpu_machine(gpu, num_gpus, ram_gb, vram_gib)
+    return machine
+
+
+_MACHINE = ("machine", "gpu", "num_gpus", "ram_gb", "vram_gib", "wired_limit_mb")
+
+
+def _llamacpp(model: Model, **kw: Any) -> Any:
+    machine = _machine(**{k: kw.pop(k) for k in _MACHINE if k in kw})
     settings = Settings(**{k: kw.pop(k) for k in list(kw) if k in LLAMACPP_SETTINGS}).checked()
     return llamacpp_plan.plan(model, machine, settings, **kw)
+
+
+def _ollama(model: Model, **kw: Any) -> Any:
+    from kvcalc.deploy import ollama
+    from kvcalc.deploy.gpus import get_gpu
+
+    if kw.get("gpu") is not None and kw.get("machine") is None and "cuda" not in kw:
+        kw["cuda"] = get_gpu(kw["gpu"]).vendor == "NVIDIA"
+    machine = _machine(**{k: kw.pop(k) for k in _MACHINE if k in kw})
+    names = {f.name for f in dataclasses.fields(ollama.Settings)}
+    settings = ollama.Settings(**{k: kw.pop(k) for k in list(kw) if k in names})
+    return ollama.answer(model, machine, settings, **kw)
 
 
 PLANNERS: dict[str, Callable[..., Any]] = {
@@ -63,6 +88,7 @@ PLANNERS: dict[str, Callable[..., Any]] = {
     "sglang": sglang_plan.plan_sglang,
     "trtllm": _trtllm,
     "llama.cpp": _llamacpp,
+    "ollama": _ollama,
 }
 
 
