@@ -356,3 +356,15 @@ def test_kvcalc_plan_engine_ollama() -> None:
     assert d["kv_bytes"] == 2 * 32 * 2 * 8192 * 1088 and d["ps"]["context"] == 8192
     with pytest.raises(KVCalcError, match="gpu: give gpu="):
         kvcalc.plan(_model("meta-llama/Llama-3.1-8B"), engine="ollama", quant="Q4_K_M")
+
+
+def test_converter_facts_for_mla_and_hybrids() -> None:
+    """llama.cpp's converter writes head_count_kv = 1 for MLA (conversion/deepseek.py); hybrids get
+    per-layer head counts a config cannot give, so the estimate is flagged."""
+    kimi = O.facts_of_config(_model("moonshotai/Kimi-K2-Instruct"))
+    assert kimi.head_count_kv_min == 1 and kimi.estimate_exact
+    nem = O.facts_of_config(_model("nvidia/Nemotron-H-56B-Base-8K"))
+    assert not nem.estimate_exact
+    la = O.launch(nem, O.Settings(num_ctx=4096), (24 * GIB,), file_bytes=0)
+    assert la.num_parallel == 1 and any("hybrid model" in n for n in la.notes)
+    assert O.facts_of_config(_model("openai/gpt-oss-20b")).estimate_exact

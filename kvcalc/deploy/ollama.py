@@ -226,6 +226,7 @@ class ModelFacts:
     vision: bool = False
     mtp: bool = False
     embedding: bool = False
+    estimate_exact: bool = True  # the GGUF keys above are known exactly
 
 
 def facts_of_gguf(g: GGUF) -> ModelFacts:
@@ -253,7 +254,9 @@ def facts_of_gguf(g: GGUF) -> ModelFacts:
 def facts_of_config(model: Model) -> ModelFacts:
     """From config.json, as llama.cpp's converter writes the GGUF keys (``convert_hf_to_gguf.py``):
     ``block_count = num_hidden_layers``, ``embedding_length = hidden_size``,
-    ``head_count = num_attention_heads``, ``head_count_kv = num_key_value_heads`` (default: heads)."""
+    ``head_count = num_attention_heads``, ``head_count_kv = num_key_value_heads`` (default: heads; 1 for
+    MLA, conversion/deepseek.py). Hybrid models are flagged (``estimate_exact``): their per-layer counts
+    depend on the converter."""
     c = model.text_config
     try:
         layers = int(c["num_hidden_layers"])
@@ -267,6 +270,9 @@ def facts_of_config(model: Model) -> ModelFacts:
     heads_l = heads if isinstance(heads, list) else [heads]
     kv_l = kv if isinstance(kv, list) else [kv]
     mt = str(model.model_type)
+    kinds = set(model.kinds())
+    if "mla" in kinds:  # conversion/deepseek.py: "deepseek2 using MLA converts into MQA"
+        kv_l = [1]
     return ModelFacts(
         family=_FAMILY.get(mt, mt),
         context_length=int(model.max_position_embeddings or 0),
@@ -276,6 +282,7 @@ def facts_of_config(model: Model) -> ModelFacts:
         embedding_length=hidden,
         vision="vision_config" in model.config,
         mtp=any(int(c.get(k, 0) or 0) > 0 for k in ("num_nextn_predict_layers", "mtp_num_hidden_layers")),
+        estimate_exact=kinds <= {"full", "sliding", "mla"},
     )
 
 
@@ -402,6 +409,11 @@ def launch(
     else:
         smallest = min(gpu_total_bytes, default=0)
         batch, auto = automatic_batch(effective_ctx, predicted, available, fa, cuda, smallest), True
+    if not facts.estimate_exact:
+        notes.append(
+            "PredictServerVRAM from a config of a hybrid model: its GGUF's per-layer head counts are not "
+            "known here (give the GGUF for Ollama's exact estimate; it also steers num_batch)"
+        )
     if auto:
         notes.append(f"num_batch {batch} chosen by Ollama assuming empty GPUs (free memory = total)")
     return Launch(num_ctx, source, num_parallel, kv_type, fa, batch, auto, predicted, tuple(notes))
