@@ -110,3 +110,17 @@ def test_tp_refused_by_llama_cpp_only() -> None:
         vllm["row"]["cache"]["bf16"] == engine_bytes("meta-llama/Llama-3.1-8B", "vllm", 32768, 1, "bf16") // 2
     )
     assert cpp["row"] is None and cpp["error"].startswith("tensor_parallel_size:")
+
+
+@pytest.mark.parametrize(
+    ("hf_id", "seq", "batch"), [("meta-llama/Llama-3.1-8B", 32768, 4), ("openai/gpt-oss-20b", 8192, 3)]
+)
+def test_plain_compare_under_llama_cpp_is_batch_slots_of_seq_tokens(hf_id: str, seq: int, batch: int) -> None:
+    """The page's "batch b at L tokens" under llama.cpp is -c b·L -np b (was -c L: L/b tokens a slot)."""
+    req = {"op": "compare", "models": [{"id": hf_id, "config": hf_config(hf_id)}], "seq_len": seq,
+           "batch_size": batch, "kv_dtypes": ["bf16"], "engine": "llama.cpp", "lines": False}  # fmt: skip
+    resp = call(req)
+    assert resp["ok"], resp
+    assert resp["models"][0]["cache"]["bf16"] == engine_bytes(hf_id, "llama.cpp", seq, batch, "bf16")
+    one_slot = engine_bytes(hf_id, "llama.cpp", seq, 1, "bf16")
+    assert resp["models"][0]["cache"]["bf16"] >= one_slot  # b slots of L tokens hold at least one slot's

@@ -41,7 +41,7 @@ from kvcalc.deploy.plan import fits as plan_fits
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KVCalcError
-from kvcalc.web.engines import side_by_side
+from kvcalc.web.engines import engine_seq_len, side_by_side
 from kvcalc.web.insights import insights
 from kvcalc.web.local import local, local_catalog
 from kvcalc.web.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
@@ -235,7 +235,8 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
 
     weights, rank = on_rank(1), on_rank(tp)
     per_gpu = None if rank is None else rank["bytes"]
-    parts = {d: prep.by_kind(L, b, d, eng) for d in s.kv_dtypes}
+    # b sequences of L tokens each (llama.cpp: -c b·L -np b, its -c counting every slot)
+    parts = {d: prep.by_kind(engine_seq_len(s.engine, L, b), b, d, eng) for d in s.kv_dtypes}
     cache = {d: sum(p.values()) for d, p in parts.items()}
     total = {d: None if per_gpu is None else per_gpu + c for d, c in cache.items()}
     room = None if gpu is None else _room(prep, s, gpu, per_gpu)

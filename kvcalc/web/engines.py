@@ -151,11 +151,7 @@ def side_by_side(req: Mapping[str, Any], compare: Any, settings: Any, model_of: 
     model_row: dict[str, Any] | None = None
     for engine in engines:
         sub = {k: v for k, v in req.items() if k != "engines"}
-        sub |= {
-            "engine": engine,
-            "lines": False,
-            "seq_len": engine_seq_len(engine, base.seq_len, base.batch_size),
-        }
+        sub |= {"engine": engine, "lines": False}  # compare itself asks llama.cpp for -c b·L -np b
         entry: dict[str, Any] = {"engine": engine, "row": None, "error": None, "notices": [], "launch": {}}
         entry["room_rule"] = None
         if engine == "llama.cpp":
@@ -180,7 +176,6 @@ def side_by_side(req: Mapping[str, Any], compare: Any, settings: Any, model_of: 
             entry["error"] = resp["errors"][0]["error"]
         if resp["models"]:
             row = resp["models"][0]
-            row["beyond_max"] = row["max_context"] < base.seq_len
             entry["row"] = row
             model_row = model_row or row
         model_id = (row := (resp["models"] or resp["errors"] or [{}])[0]).get("id")
