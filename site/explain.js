@@ -29,6 +29,11 @@ function el(tag, className, text) {
   return node;
 }
 
+/** The explain notes speak the command line's flags; on the page the same choices are the selects. */
+export function pageWords(note) {
+  return note.replace("pass --model CONFIG", "choose the Model above").replace("pass --gpu", "choose the GPU above");
+}
+
 function summary(resp) {
   const version = resp.logged_version ? `vLLM ${resp.logged_version}` : "vLLM version not in the log";
   const settings = Object.entries(resp.settings ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
@@ -85,7 +90,7 @@ export function renderExplain(resp) {
       + "(kvcalc looks for “Available KV cache memory”, “GPU KV cache size”, “# GPU blocks”, "
       + "“Maximum concurrency” and “KV cache is needed”)."));
   }
-  notes.replaceChildren(...resp.notes.map((n) => el("li", null, n)));
+  notes.replaceChildren(...resp.notes.map((n) => el("li", null, pageWords(n))));
   const counts = resp.checks.reduce((acc, c) => ({ ...acc, [c.status]: (acc[c.status] ?? 0) + 1 }), {});
   out.dataset.outcome = !resp.checks.length ? "nothing" : counts.differs ? "differs" : "reproduced";
 }
@@ -101,6 +106,13 @@ export function initExplain({ models, gpus, python }) {
     return option;
   }));
   gpu.firstChild.value = "";
+  const model = $("explain-model");
+  model.replaceChildren(el("option", null, "as the log says"), ...models.map((m) => {
+    const option = el("option", null, m.name);
+    option.value = m.id;
+    return option;
+  }));
+  model.firstChild.value = "";
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const log = box.value;
@@ -116,7 +128,11 @@ export function initExplain({ models, gpus, python }) {
     try {
       const client = python();
       await client.ready;
-      resp = await client.call({ op: "explain", log, models: candidates(log, models), gpu: gpu.value || null });
+      const chosen = models.find((m) => m.id === model.value);
+      const forced = chosen ? { id: chosen.id, name: chosen.name, config: chosen.config } : null;
+      resp = await client.call({
+        op: "explain", log, models: forced ? [] : candidates(log, models), model: forced, gpu: gpu.value || null,
+      });
     } catch (error) {
       resp = { ok: false, error: `the calculator could not run (${error.message})` };
     } finally {

@@ -241,3 +241,22 @@ def test_validation_link_opens_an_html_table(page: Page) -> None:
     expect(page.locator("tr")).to_have_count(len(rows))
     page.get_by_role("link", name="← back to kvcalc").click()
     expect(page.locator("#app")).to_be_visible()
+
+
+def test_log_without_model_or_gpu_then_chosen_on_the_page(page: Page) -> None:
+    """A log that names neither model nor GPU: nothing checked and the page says what to choose;
+    with Model and GPU chosen, the token and concurrency lines reproduce exactly."""
+    lines = log_body("005-qwen3-14b-l40s-tp1.txt").splitlines()
+    log = "\n".join(line for line in lines if "KV cache" in line or "concurrency" in line)
+    explain(page, log)
+    expect(page.locator(".explain-verdict[data-status='unchecked']")).to_have_count(3)
+    expect(page.locator("#explain-notes")).to_contain_text("choose the Model above")
+    expect(page.locator("#explain-notes")).to_contain_text("choose the GPU above")
+    panel = page.locator("section.explain")
+    panel.get_by_label("Model", exact=True).select_option("Qwen/Qwen3-14B")
+    panel.get_by_label("GPU", exact=True).select_option("l40s")
+    page.get_by_role("button", name="Explain").click()
+    for kind in ("tokens", "concurrency"):
+        verdict = page.locator(f".explain-verdict[data-kind='{kind}']")
+        expect(verdict).to_have_attribute("data-status", "exact")
+    expect(page.locator("#explain-summary")).to_contain_text("Qwen3-14B")
