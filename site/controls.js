@@ -275,7 +275,7 @@ export class Controls {
     if (state.dtypes.some((d) => d !== "bf16" && d !== "fp8")) document.querySelector(".more-dtypes").open = true;
     $("engine").value = state.engine;
     $("tp").value = String(state.tp);
-    $("tp").disabled = state.engine === "transformers";
+    $("tp").disabled = state.engine === "transformers" || state.engine === "llama.cpp"; // one device
     $("gpu").value = state.gpu;
     const selected = new Set(state.models);
     for (const box of document.querySelectorAll("#model-groups input")) box.checked = selected.has(box.value);

@@ -264,3 +264,15 @@ def test_a_model_past_its_max_context_is_never_the_smallest() -> None:
     out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072)
     spread = [i["text"] for i in out["insights"] if i["kind"] == "spread"]
     assert spread and "Mistral" not in spread[0] and "the smallest, DeepSeek-V3's" in spread[0]
+
+
+def test_a_cache_dtype_the_engine_refuses_is_dropped_with_a_notice() -> None:
+    """llama.cpp has no fp8 cache (-ctk/-ctv) and runs one device here: the page's default bf16 + fp8 at
+    tp 8 answers bf16 at tp 1, saying so, instead of an fp8 error on every model."""
+    out = compare([entry(LLAMA), entry(MISTRAL)], engine="llama.cpp", tensor_parallel_size=8)
+    assert out["settings"]["kv_dtypes"] == ["bf16"] and out["settings"]["tensor_parallel_size"] == 1
+    assert [r["id"] for r in out["models"]] == [LLAMA, MISTRAL] and out["errors"] == []
+    fp8 = "Not shown: kv_dtype: 'fp8' is not a llama.cpp cache type"
+    assert any(n.startswith(fp8) for n in out["notices"])
+    assert any("tensor parallel set to 1" in n for n in out["notices"])
+    assert compare([entry(LLAMA)], engine="vllm")["settings"]["kv_dtypes"] == ["bf16", "fp8"]

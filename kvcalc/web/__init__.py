@@ -39,7 +39,7 @@ from kvcalc.deploy.plan import DEFAULT_GPU_MEMORY_UTILIZATION, Budget
 from kvcalc.deploy.plan import budget as plan_budget
 from kvcalc.deploy.plan import fits as plan_fits
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
-from kvcalc.engines import ENGINES
+from kvcalc.engines import ENGINES, make_request
 from kvcalc.errors import KVCalcError
 from kvcalc.web.engines import engine_seq_len, side_by_side
 from kvcalc.web.insights import insights
@@ -103,9 +103,9 @@ def _settings(req: Mapping[str, Any]) -> tuple[Settings, list[str]]:
             dropped = ", ".join(d for d in names if d not in kept)
             notices.append(f"The transformers engine caches in the model dtype: {dropped} not shown.")
         names = kept or ["bf16"]
-        if tp != 1:
-            notices.append("The transformers engine runs on one device: tensor parallel set to 1.")
-            tp = 1
+    if engine in ONE_DEVICE and tp != 1:
+        notices.append(f"{ONE_DEVICE[engine]}: tensor parallel set to 1.")
+        tp = 1
     gpu = req.get("gpu")
     if gpu is not None and hardware.gpu(gpu) is None:
         raise KVCalcError(f"gpu: unknown GPU {gpu!r}")
@@ -257,6 +257,11 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
     return row
 
 
+#: Engines kvcalc models on one device, and why (the page then answers tensor parallel 1).
+ONE_DEVICE = {
+    "transformers": "The transformers engine runs on one device",
+    "llama.cpp": "llama.cpp splits layers across GPUs, not heads; kvcalc models one device",
+}
 #: How the engine select names each engine of the registry (an engine not listed shows its own name).
 ENGINE_LABELS = {
     "ideal": "Ideal (theory)",
@@ -376,12 +381,34 @@ def _same_line(p: Prepared, q: Prepared, d: str, eng: Engine) -> bool:
     return bool(_memo(p, key, make))
 
 
+def _engine_dtypes(s: Settings, good: list[tuple[str, Prepared]], notices: list[str]) -> Settings:
+    """Cache dtypes the engine refuses outright (e.g. llama.cpp has no fp8 cache) are dropped with a
+    notice, not turned into an error for every model: each is asked of the engine on the first model."""
+    if not good:
+        return s
+    model = good[0][1].model
+    kept, refused = [], []
+    for d in s.kv_dtypes:
+        try:
+            make_request(model, 1, kv_dtype=d, engine=s.engine)
+        except KVCalcError as exc:
+            if str(exc).startswith("kv_dtype:"):
+                refused.append(str(exc))
+                continue
+        kept.append(d)
+    if not refused or not kept:
+        return s  # nothing refused, or everything: the per-model errors say why
+    notices.append(f"Not shown: {'; '.join(refused)}")
+    return replace(s, kv_dtypes=tuple(kept))
+
+
 def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
     s, notices = _settings(req)
     want_lines = req.get("lines", True)
     if not isinstance(want_lines, bool):
         raise KVCalcError(f"lines: expected true or false, got {want_lines!r}")
     good, errors = _models(req)
+    s = _engine_dtypes(s, good, notices)
     gpu = hardware.gpu(s.gpu) if s.gpu else None
     rows = []
     for model_id, prep in good:
