@@ -39,12 +39,34 @@ async function init({ indexURL, wheelURL }) {
   return answer.version;
 }
 
+// Start-up downloads (Pyodide's wasm, stdlib, lock file; the wheel) that fail are reported at once with
+// their cause (e.g. "pyodide.asm.wasm: HTTP 404"), not after the page's load timeout.
+let reported = false;
+function fatal(error) {
+  if (started || reported) return;
+  reported = true;
+  postMessage({ type: "fatal", error });
+}
+const fileName = (input) => String(input?.url ?? input).split("?")[0].split("/").pop();
+const realFetch = self.fetch.bind(self);
+self.fetch = async (input, init) => {
+  let response;
+  try {
+    response = await realFetch(input, init);
+  } catch (err) {
+    fatal(`Python (Pyodide) could not download ${fileName(input)} (${lastLine(err)})`);
+    throw err;
+  }
+  if (!response.ok) fatal(`Python (Pyodide) could not download ${fileName(input)} (HTTP ${response.status})`);
+  return response;
+};
+
 // Pyodide swallows some start-up failures (e.g. a failed .wasm fetch) as unhandled rejections and
 // would then never resolve: report them as fatal instead of waiting for the page's timeout.
 self.addEventListener("unhandledrejection", (event) => {
   if (started) return;
   event.preventDefault();
-  postMessage({ type: "fatal", error: `Python (Pyodide) failed to start: ${lastLine(event.reason)}` });
+  fatal(`Python (Pyodide) failed to start: ${lastLine(event.reason)}`);
 });
 
 self.addEventListener("message", async ({ data }) => {
@@ -55,7 +77,7 @@ self.addEventListener("message", async ({ data }) => {
       postMessage({ type: "ready", version, phases });
       started = true;
     } catch (err) {
-      postMessage({ type: "fatal", error: lastLine(err) });
+      fatal(lastLine(err));
     }
     return;
   }

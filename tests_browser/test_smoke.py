@@ -73,3 +73,14 @@ def test_no_request_leaves_localhost(page: Page, browser_log: BrowserLog) -> Non
     served = {url.removeprefix(browser_log.origin) for url in browser_log.requests}
     assert "/pyodide/pyodide.asm.wasm" in served
     assert any(path.startswith("/wheels/kvcalc-") for path in served)
+
+
+@pytest.mark.console_errors_expected
+def test_missing_wasm_is_reported_at_once_with_its_cause(page: Page) -> None:
+    """A 404 on Pyodide's wasm names the file and status as soon as it happens, not after the
+    load timeout (set to a minute here, so only an immediate report passes)."""
+    page.add_init_script("globalThis.kvcalcLoadTimeoutMs = 60000;")
+    page.route("**/pyodide.asm.wasm", lambda route: route.fulfill(status=404, body="not here"))
+    page.goto("/")
+    expect(page.locator("#app")).to_have_attribute("data-state", "error", timeout=15_000)
+    expect(page.locator("#status")).to_contain_text("could not download pyodide.asm.wasm (HTTP 404)")
