@@ -77,13 +77,18 @@ export function exactTitle(validation, entry) {
   return `cache bytes and parameters match transformers ${validation.transformers} at ${seqs} tokens in ${dtypes}`;
 }
 
-function nameCell(row, validation) {
+/** Engines whose cache the validation measured: transformers' own, and the ideal cache, which equals it. */
+const MEASURED_ENGINES = new Set(["ideal", "transformers"]);
+
+function nameCell(row, validation, engine) {
   const td = el("th", { scope: "row", dataset: { col: "name" } });
   td.append(el("span", { class: "model-name" }, row.name));
   // Only preloaded models are in the validation map (custom models have ids "custom-N").
   const measured = validation && Object.hasOwn(validation.models, row.id) ? validation.models[row.id] : null;
-  if (measured?.exact === true) {
-    td.append(el("span", { class: "badge exact", title: exactTitle(validation, measured) }, "✔ measured exact"));
+  if (measured?.exact === true && MEASURED_ENGINES.has(engine)) {
+    // Focusable, and its text readable without hovering (touch, keyboard, screen readers).
+    const what = exactTitle(validation, measured);
+    td.append(el("span", { class: "badge exact", title: what, tabindex: "0", "aria-label": `measured exact: ${what}` }, "✔ measured exact"));
   }
   if (!row.verified) td.append(el("span", { class: "badge warn", title: row.notes.join("; ") }, "unverified"));
   if (row.beyond_max) {
@@ -119,7 +124,7 @@ export function renderTable(table, resp, sort, onSort, validation = null) {
     const tr = el("tr", { dataset: { id: r.id } });
     for (const c of cols) {
       if (c.key === "name") {
-        tr.append(nameCell(r, validation));
+        tr.append(nameCell(r, validation, resp.settings.engine));
         continue;
       }
       const v = c.value(r);

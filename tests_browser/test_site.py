@@ -244,6 +244,13 @@ def test_measured_exact_badge_and_validation_link(page: Page, site_server: str) 
     assert f"transformers {validation['transformers']}" in title
     assert "1, 300 and 5000 tokens in bf16 and fp32" in title
     expect(page.locator("#table tbody .badge.exact")).to_have_count(len(DEFAULTS))
+    badge.focus()  # reachable without hover: focused, it says what was measured
+    assert "match transformers" in badge.evaluate("b => getComputedStyle(b, '::after').content")
+    page.select_option("#engine", "vllm")  # the validation measured transformers' cache, not vLLM's
+    settle(page)
+    expect(page.locator("#table tbody .badge.exact")).to_have_count(0)
+    page.select_option("#engine", "ideal")
+    settle(page)
     paste(page, config_text(LLAMA8), "Pasted Llama")
     settle(page)
     row = page.locator("#table tbody tr", has_text="Pasted Llama")
