@@ -179,6 +179,7 @@ def warmup_requests(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Requests that walk kvcalc.web's code paths (each engine, several dtypes, TP, a GPU, errors),
     so every module the page can import at run time is imported while bytecode is made."""
     from kvcalc.deploy import hardware
+    from kvcalc.engines import ENGINES
 
     models = [{k: e[k] for k in ("id", "name", "config")} for e in entries]
     compare = {
@@ -191,6 +192,19 @@ def warmup_requests(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         *({**compare, "engine": engine} for engine in ("ideal", "vllm", "transformers")),
         {"op": "load", "models": [{"id": "a", "config_text": "{"}, {"id": "b", "config_text": "{}"}]},
         {"op": "no-such-op", "expect_ok": False},
+        # the panels (site/panels.js): engines side by side, local mode, a pasted vLLM log
+        {**compare, "models": models[:1], "engines": list(ENGINES), "tensor_parallel_size": 1},
+        {"op": "local_catalog"},
+        {
+            "op": "local",
+            "models": [],
+            "model": models[0] if models else None,
+            "quant": "Q4_K_M",
+            "machine": {"gpu": "rtx-4090"},
+            "n_ctx": 4096,
+            "expect_ok": False,
+        },
+        {"op": "explain", "log": "Available KV cache memory: 1.00 GiB\nGPU KV cache size: 100 tokens"},
     ]
 
 
