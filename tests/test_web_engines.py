@@ -103,13 +103,18 @@ def test_bad_requests_name_the_field(patch: dict[str, Any], start: str) -> None:
     assert not resp["ok"] and resp["error"].startswith(start), resp
 
 
-def test_tp_refused_by_llama_cpp_only() -> None:
+def test_tp_applies_to_vllm_and_llama_cpp_answers_one_device() -> None:
     resp = side("meta-llama/Llama-3.1-8B", tensor_parallel_size=2, engines=["vllm", "llama.cpp"])
     vllm, cpp = resp["engines"]
+    one = engine_bytes("meta-llama/Llama-3.1-8B", "vllm", 32768, 1, "bf16")
     assert (
-        vllm["row"]["cache"]["bf16"] == engine_bytes("meta-llama/Llama-3.1-8B", "vllm", 32768, 1, "bf16") // 2
+        vllm["row"]["cache"]["bf16"] == one // 2
+        and "--tensor-parallel-size 2" in vllm["launch"]["bf16"]["command"]
     )
-    assert cpp["row"] is None and cpp["error"].startswith("tensor_parallel_size:")
+    assert cpp["row"]["cache"]["bf16"] == engine_bytes(
+        "meta-llama/Llama-3.1-8B", "llama.cpp", 32768, 1, "bf16"
+    )
+    assert any("tensor parallel set to 1" in n for n in cpp["notices"])
 
 
 @pytest.mark.parametrize(
