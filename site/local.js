@@ -131,6 +131,7 @@ export function initLocal({ data, python }) {
   function syncMachine() {
     const mac = $("local-machine").value.startsWith("mac:");
     $("local-gpu-extra").hidden = mac;
+    $("local-mac-extra").hidden = !mac;
   }
 
   function request() {
@@ -139,7 +140,11 @@ export function initLocal({ data, python }) {
     if (ctx === null) throw new Error("-c: write a token count such as 32768, 32k or 128k.");
     if (!Number.isInteger(np) || np < 1) throw new Error("-np: a whole number ≥ 1.");
     const [kind, id] = $("local-machine").value.split(/:(.*)/s);
-    const machine = kind === "mac" ? { mac: id }
+    const wired = $("local-wired").value.trim();
+    if (kind === "mac" && wired && !(Number.isInteger(Number(wired)) && Number(wired) > 0)) {
+      throw new Error("iogpu.wired_limit_mb: a whole number of MB, or empty for macOS's default.");
+    }
+    const machine = kind === "mac" ? { mac: id, wired_limit_mb: wired ? Number(wired) : null }
       : { gpu: id, count: Number($("local-count").value), ram_gb: Number($("local-ram").value) };
     const model = data.models.find((m) => m.id === $("local-model").value);
     const moe = $("local-moe").value;

@@ -205,6 +205,14 @@ def test_local_mode_two_gpus_then_a_mac(page: Page) -> None:
     expect(page.locator("#local-table")).to_contain_text("GPU working set")
     assert shown_parts(page)["kv", "gpu"] == mac["kv_gpu_bytes"]
 
+    # raising the GPU limit (sudo sysctl iogpu.wired_limit_mb=57344) puts every layer on the GPU
+    page.get_by_label("GPU limit").fill("57344")
+    page.get_by_label("GPU limit").dispatch_event("change")
+    local_rev(page, 5)
+    raised = local_plan(LLAMA70, P.get_machine("m3-max-64gb", wired_limit_mb=57344), 32768)
+    assert raised["n_gpu_layers"] > mac["n_gpu_layers"]
+    expect(page.locator("#local-ngl")).to_have_text(str(raised["n_gpu_layers"]))
+
 
 def test_local_mode_bad_context_and_no_experts(page: Page) -> None:
     page.goto("/")
