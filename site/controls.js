@@ -82,7 +82,7 @@ export class Controls {
     text.addEventListener("input", () => {
       const seq = parseTokens(text.value);
       if (seq === null) {
-        help.textContent = "Not a context length: try 32768, 128k or 1M (1 to 10,000,000 tokens).";
+        help.textContent = "Not a context length: try 32768, 128k or 1M (1 to 10,000,000 tokens; K = 1,024, so 10M = 10,485,760 is past it).";
         help.classList.add("error");
         return;
       }
@@ -94,7 +94,9 @@ export class Controls {
     });
     text.addEventListener("change", () => {
       if (parseTokens(text.value) !== null) return;
-      text.value = fmtTokens(this.state.seq);
+      text.value = fmtTokens(this.state.seq); // back to the value shown: its error goes too
+      help.textContent = tokensHelp(this.state.seq);
+      help.classList.remove("error");
     });
 
     const batch = $("batch");

@@ -259,6 +259,11 @@ def test_controls_say_why_and_keep_focus(page: Page) -> None:
         expect(page.locator("#batch-help")).to_contain_text("Not a batch size")
     page.fill("#batch", "2")
     expect(page.locator("#batch-help")).to_be_empty()
+    page.fill("#ctx-text", "10M")
+    expect(page.locator("#ctx-help")).to_contain_text("10M = 10,485,760 is past it")
+    page.locator("#ctx-text").blur()  # the value reverts to the one shown, and so does the help
+    expect(page.locator("#ctx-text")).to_have_value("128K")
+    expect(page.locator("#ctx-help")).not_to_have_class("help error")
     page.locator(f"#chips li[data-id='{QWEN7}'] .chip-x").click()
     settle(page)
     assert page.evaluate("document.activeElement.closest('#chips li')?.dataset.id") == DEEPSEEK
