@@ -4,7 +4,8 @@
     python3 test.py [pytest args]      e.g.  python3 test.py -m browser   or   python3 test.py -x tests/
 
 Same set-up as build.py (tools/devenv.py), with every requirements file: build.txt, dev.txt (test
-tools) and measure.txt (torch, transformers). Exits non-zero when ruff or pytest fails, and when
+tools) and measure.txt (torch, transformers). pytest runs one worker per core (``-n 1`` for one).
+Exits non-zero when ruff or pytest fails, and when
 pytest ran no test at all.
 """
 
@@ -26,8 +27,17 @@ def ruff() -> int:
         return subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=devenv.ROOT).returncode
 
 
+def parallel(args: list[str]) -> list[str]:
+    """One pytest worker per core (pytest-xdist), a whole test file per worker (``--dist loadfile``: the
+    transformers surveys and the build tests set up once per file), unless the arguments choose ``-n``."""
+    if "no:xdist" in args or any(a.startswith(("-n", "--numprocesses", "--dist")) for a in args):
+        return args
+    return ["-n", "auto", "--dist", "loadfile", *args]
+
+
 def pytest(args: list[str]) -> int:
     """pytest with the given arguments; 'no tests ran' counts as a failure."""
+    args = parallel(args)
     with devenv.step(f"pytest {' '.join(args)}".rstrip()):
         code = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=devenv.ROOT).returncode
     if code == PYTEST_NO_TESTS:
