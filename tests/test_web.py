@@ -9,7 +9,7 @@ import pytest
 
 import kvcalc
 from kvcalc import web
-from tests.shared_configs import hf_config
+from tests.shared_configs import hf_config, hf_ids
 
 LLAMA = "meta-llama/Llama-3.1-8B"
 MISTRAL = "mistralai/Mistral-7B-v0.1"
@@ -276,3 +276,56 @@ def test_a_cache_dtype_the_engine_refuses_is_dropped_with_a_notice() -> None:
     assert any(n.startswith(fp8) for n in out["notices"])
     assert any("tensor parallel set to 1" in n for n in out["notices"])
     assert compare([entry(LLAMA)], engine="vllm")["settings"]["kv_dtypes"] == ["bf16", "fp8"]
+
+
+# A page session: the memoised answers (layouts, budgets, lines, coinciding lines) of each control
+# change equal the same request answered from scratch (every cache emptied first).
+SESSION_MODELS = [LLAMA, MISTRAL, DEEPSEEK, QWEN_NEXT, "mistralai/Mixtral-8x7B-v0.1", "google/gemma-3-27b-it"]
+SESSION = [
+    {},
+    {"seq_len": 32768, "lines": False},
+    {"seq_len": 1048576, "lines": False},
+    {"seq_len": 1048576, "kv_dtypes": ["bf16", "fp8", "fp8_e5m2"]},
+    {"seq_len": 1048576, "gpu": "a100-40gb", "lines": False},
+    {"engine": "vllm"},
+    {"engine": "vllm", "seq_len": 32768, "lines": False},
+    {"engine": "vllm", "seq_len": 32768, "gpu": "a100-40gb", "lines": False},
+    {"engine": "vllm", "seq_len": 20000, "batch_size": 64, "lines": False},
+    {"engine": "vllm", "tensor_parallel_size": 2},
+]
+
+
+def _fresh(models: list[dict[str, Any]], controls: dict[str, Any]) -> dict[str, Any]:
+    from kvcalc.engines import vllm
+
+    web._cache.clear()
+    vllm._LAYOUTS.clear()
+    return compare(models, **controls)
+
+
+def test_memoised_session_equals_fresh_answers() -> None:
+    ids = [m for m in SESSION_MODELS if m in set(hf_ids())]
+    assert len(ids) >= 5
+    full = [entry(m) for m in ids]
+    web._cache.clear()
+    warm = [compare(full if not i else [{"id": m} for m in ids], **c) for i, c in enumerate(SESSION)]
+    for controls, got in zip(SESSION, warm, strict=True):
+        assert got["ok"] and not got["errors"], controls
+        assert got == _fresh(full, controls), controls
+
+
+def test_vllm_layout_memo_is_the_computed_layout() -> None:
+    from kvcalc.engines import make_request, vllm
+
+    for hf_id in (LLAMA, QWEN_NEXT, DEEPSEEK):
+        model = kvcalc.load_model(hf_config(hf_id))
+        for dtype, tp in (("bf16", 1), ("fp8", 2)):
+            req = make_request(model, 4096, engine="vllm", kv_dtype=dtype, tensor_parallel_size=tp)
+            first = vllm.layout(model, req)
+            assert vllm.layout(model, req) is first  # memoised
+            assert first == vllm._layout(model, req)  # and equal to a fresh computation
+            other = make_request(
+                model, 4096, engine="vllm", kv_dtype=dtype, tensor_parallel_size=tp, block_size=32
+            )
+            assert vllm.layout(model, other) is not first  # another key: its own entry
+            assert vllm.layout(model, other) == vllm._layout(model, other)

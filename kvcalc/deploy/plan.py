@@ -647,7 +647,10 @@ def _fit(model: Model, a: _Args, b: Budget) -> _Fit:
     """Blocks, the token line and the verdict for budget ``b`` (pipeline parallel: its binding stage)."""
     budget = b.kv
     layout = b.stage_layout if a.pp > 1 else _layout(model, a, a.max_model_len)
-    per_request = _per_request(model, a, a.max_model_len)
+    if a.pp == 1 and not a.draft_layers:  # one stage: its layout already summed every page
+        per_request = layout.per_request_bytes if layout else 0
+    else:
+        per_request = _per_request(model, a, a.max_model_len)
     if layout is None:
         num_blocks, tokens, concurrency = 0, 0, math.inf if budget >= 0 else 0.0
     else:

@@ -161,9 +161,31 @@ def hybrid_block_size(req: Request, tok: int, state_page: int, states: Sequence[
     return BLOCK_ALIGNMENT * cdiv(size, BLOCK_ALIGNMENT)
 
 
-def layout(model: Model, req: Request) -> tuple[int, list[tuple[_Cache, ...]]]:
+#: layout() results by (model identity, dtype, TP, options): the model is kept in the value, so its id
+#: cannot be reused while cached. A context change then costs only the page counts.
+_LAYOUTS: dict[tuple[Any, ...], tuple[Model, tuple[int, tuple[tuple[_Cache, ...], ...]]]] = {}
+_MAX_LAYOUTS = 64
+
+
+def layout(model: Model, req: Request) -> tuple[int, tuple[tuple[_Cache, ...], ...]]:
     """The attention block size in force and, per layer, its caches: everything about vLLM's pages
-    that does not depend on the length (``req.seq_len`` is not read)."""
+    that does not depend on the length (``req.seq_len`` and ``req.batch_size`` are not read), memoised."""
+    key = (id(model), req.kv_dtype, req.tensor_parallel_size, tuple(sorted(req.options.items())))
+    try:
+        hit = _LAYOUTS.get(key)
+    except TypeError:  # an option value that cannot be a key: computed, not kept
+        return _layout(model, req)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    result = _layout(model, req)
+    _LAYOUTS[key] = (model, result)
+    return result
+
+
+def _layout(model: Model, req: Request) -> tuple[int, tuple[tuple[_Cache, ...], ...]]:
+    """:func:`layout`, computed (caches of a repeated layer spec worked out once)."""
     tp = req.tensor_parallel_size
     every = leaves(model)
     paged = [x for x in every if x.paged]
@@ -176,17 +198,20 @@ def layout(model: Model, req: Request) -> tuple[int, list[tuple[_Cache, ...]]]:
         block = hybrid_block_size(req, tok, state_page, states)
         padded_state = block * tok
     n_state = STATE_PAGES[bool(req.options["enable_prefix_caching"])]
+    by_spec: dict[LayerSpec, tuple[_Cache, ...]] = {}
     out = []
     for layer in model.layers:
-        caches = []
-        for leaf in layer.leaves():
-            p = precision(model, req, leaf)
-            if isinstance(leaf, _State):
-                caches.append(_Cache(leaf, padded_state or state_page_bytes(leaf, p, tp), n_state))
-            elif leaf.paged:
-                caches.append(_Cache(leaf, page_bytes(leaf, block, p, tp), None))
-        out.append(tuple(caches))
-    return block, out
+        if layer not in by_spec:
+            caches = []
+            for leaf in layer.leaves():
+                p = precision(model, req, leaf)
+                if isinstance(leaf, _State):
+                    caches.append(_Cache(leaf, padded_state or state_page_bytes(leaf, p, tp), n_state))
+                elif leaf.paged:
+                    caches.append(_Cache(leaf, page_bytes(leaf, block, p, tp), None))
+            by_spec[layer] = tuple(caches)
+        out.append(by_spec[layer])
+    return block, tuple(out)
 
 
 def in_flight(req: Request) -> int:

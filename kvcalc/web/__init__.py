@@ -220,8 +220,11 @@ def _counted(prep: Prepared) -> params.ParamCount | None:
     return _memo(prep, "param_count", lambda: hardware.count(prep.model))  # type: ignore[no-any-return]
 
 
-def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything the charts and table show for one model under the chosen controls."""
+def _numbers(
+    model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | None, want_lines: bool = True
+) -> dict[str, Any]:
+    """Everything the charts and table show for one model under the chosen controls (``lines`` only
+    when wanted: the page keeps them, as they depend on neither the context nor the GPU)."""
     eng = Engine(engine=s.engine, tensor_parallel_size=s.tensor_parallel_size)
     tp, b, L = s.tensor_parallel_size, s.batch_size, s.seq_len
     row = describe(model_id, prep)
@@ -252,8 +255,13 @@ def _numbers(model_id: str, prep: Prepared, s: Settings, gpu: dict[str, Any] | N
         total=total,
         room=room,
         fits={d: _fits(prep, s, room, d, cache[d]) for d in s.kv_dtypes},
-        lines={d: prep.line(d, eng).scaled(b) for d in s.kv_dtypes},
     )
+    if want_lines:
+        row["lines"] = {d: prep.line(d, eng).scaled(b) for d in s.kv_dtypes}
+    else:  # the insights read x and y only (removed before the answer goes out)
+        row["lines"] = {
+            d: {"x": (ln := prep.line(d, eng)).x, "y": [v * b for v in ln.y]} for d in s.kv_dtypes
+        }
     return row
 
 
@@ -376,7 +384,14 @@ def _same_line(p: Prepared, q: Prepared, d: str, eng: Engine) -> bool:
         lp, lq = p.line(d, eng), q.line(d, eng)
         end = min(lp.x[-1], lq.x[-1])
         xs = sorted({x for x in lp.x + lq.x if x <= end})
-        return all(p.total(x, 1, d, eng) == q.total(x, 1, d, eng) for x in xs)
+        # a line's own points are already computed (its y are the totals there): only the other
+        # line's points cost a computation
+        at_p, at_q = dict(zip(lp.x, lp.y, strict=True)), dict(zip(lq.x, lq.y, strict=True))
+
+        def value(prep: Prepared, known: dict[int, int], x: int) -> int:
+            return known[x] if x in known else prep.total(x, 1, d, eng)
+
+        return all(value(p, at_p, x) == value(q, at_q, x) for x in xs)
 
     return bool(_memo(p, key, make))
 
@@ -414,7 +429,7 @@ def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
     for model_id, prep in good:
         try:
             _check_shards(prep, s)
-            rows.append(_numbers(model_id, prep, s, gpu))
+            rows.append(_numbers(model_id, prep, s, gpu, want_lines))
         except Exception as exc:  # e.g. a tensor-parallel size that does not divide this model's heads
             refused = isinstance(exc, KVCalcError) and str(exc).startswith("tensor_parallel_size:")
             error = {"id": model_id, "name": prep.model.name, "error": _message(exc), "refused": refused}
