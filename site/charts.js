@@ -248,10 +248,11 @@ export function lineFigure(resp, labels, order, narrow) {
     });
   });
   // The chosen context: a vertical rule, labelled.
+  const marker = contextMarker(seq);
   const shapes = [{ type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.fg, width: 1.5, dash: "dash" } }];
   const annotations = [{
-    xref: "x", yref: "paper", x: Math.log10(seq), y: 1, xanchor: "right", yanchor: "bottom", showarrow: false,
-    text: `chosen: ${fmtTokens(seq)}`, font: { size: 10, color: t.fg },
+    xref: "x", yref: "paper", x: marker["annotations[0].x"], y: 1, xanchor: "right", yanchor: "bottom", showarrow: false,
+    text: marker["annotations[0].text"], font: { size: 10, color: t.fg },
   }];
   // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the chosen context, 5% padding.
   const xs = [seq, ...traces.flatMap((tr) => [tr.x[0], tr.x[tr.x.length - 1]])];
@@ -279,7 +280,21 @@ export function lineFigure(resp, labels, order, narrow) {
     shapes,
     annotations,
   };
-  return { data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t]) };
+  // Everything but the context marker and the x range: when only those change (a context change
+  // with no model past its max), draw() moves the marker instead of handing Plotly every trace again.
+  const past = traces.filter((tr) => tr.name.endsWith("(past max context)")).map((tr) => [tr.meta, tr.x, tr.y]);
+  const dataKey = JSON.stringify([keys, past, narrow, t, yRange]);
+  return {
+    data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t]), dataKey,
+    marker: { ...marker, "xaxis.range": xRange },
+  };
+}
+
+/** The layout fields of the chosen-context rule and its label, as Plotly.relayout takes them. */
+function contextMarker(seq) {
+  return {
+    "shapes[0].x0": seq, "shapes[0].x1": seq, "annotations[0].x": Math.log10(seq), "annotations[0].text": `chosen: ${fmtTokens(seq)}`,
+  };
 }
 
 /** The line chart's legend as HTML (names as text): one toggle button per model, hiding its lines;
@@ -343,12 +358,26 @@ function setVisible(chart, id, show) {
   if (idx.length) globalThis.Plotly.restyle(chart, { visible: show ? true : "legendonly" }, idx);
 }
 
-/** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged. */
+/** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged.
+ * A figure whose traces are the ones drawn (same `dataKey`) and differs only in its `marker` fields
+ * (the chosen context) is updated by one Plotly.relayout of those fields: its traces are not
+ * touched, so a slider step costs the bars and a moved rule. */
 const drawnKeys = new WeakMap();
+const drawnData = new WeakMap();
 export async function draw(el, fig, narrow = isNarrow()) {
   if (fig.key && drawnKeys.get(el) === fig.key) return el;
-  await globalThis.Plotly.react(el, fig.data, fig.layout, plotConfig(narrow));
+  if (fig.dataKey && drawnData.get(el) === fig.dataKey && el.data && el.layout) {
+    const patch = {};
+    for (const [k, v] of Object.entries(fig.marker)) {
+      const now = k === "xaxis.range" ? el.layout.xaxis?.range : undefined;
+      if (k !== "xaxis.range" || !now || now[0] !== v[0] || now[1] !== v[1]) patch[k] = v;
+    }
+    await globalThis.Plotly.relayout(el, patch);
+  } else {
+    await globalThis.Plotly.react(el, fig.data, fig.layout, plotConfig(narrow));
+  }
   drawnKeys.set(el, fig.key);
+  drawnData.set(el, fig.dataKey);
   return el;
 }
 
