@@ -13,7 +13,7 @@ import { initCustom } from "./custom.js";
 import { initPanels } from "./panels.js";
 import { dtypeLabel, fmtTokens } from "./format.js";
 import { decodeHash, defaultState, encodeHash, stateKey } from "./state.js";
-import { renderTable, tableCSV } from "./table.js";
+import { renderLineData, renderTable, tableCSV } from "./table.js";
 
 const $ = (id) => document.getElementById(id);
 const app = $("app");
@@ -134,6 +134,11 @@ function renderTableNow() {
     + ". Weights in the checkpoint's own format. Click a column heading to sort.";
 }
 
+/** The line chart's data table, built only while it is open (a slider step does not pay for it). */
+function renderLineDataNow() {
+  if ($("line-data").open && shown) renderLineData($("line-data-table"), shown);
+}
+
 let renders = Promise.resolve();
 /** Draw a response: charts, table, insights. Renders run one after another, never interleaved. */
 function render(resp, source) {
@@ -177,6 +182,7 @@ async function renderNow(resp, source) {
   }
   const t = performance.now();
   renderTableNow();
+  renderLineDataNow();
   renderInsights(resp);
   renderErrors(resp);
   showNotice([...hashNotes, ...(resp.notices ?? [])]);
@@ -418,6 +424,7 @@ function initTheme() {
 }
 
 function initCSV() {
+  $("line-data").addEventListener("toggle", renderLineDataNow);
   $("csv").addEventListener("click", () => {
     if (!shown) return;
     const order = [...document.querySelectorAll("#table tbody tr")].map((tr) => tr.dataset.id);

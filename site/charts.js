@@ -1,7 +1,7 @@
 // Plotly figures from a kvcalc.web "compare" response: a grouped bar chart at the chosen context and a
 // log-log chart of cache vs sequence length. Every text that reaches Plotly is escaped first: Plotly
 // renders its own pseudo-HTML in labels, and model names are user data.
-import { dtypeLabel, fmtGiB, fmtInt, fmtTokens, toGiB } from "./format.js";
+import { dtypeLabel, fmtGiB, fmtInt, fmtTokens, logSizeTicks, toGiB } from "./format.js";
 
 // Six colours from the Okabe–Ito colour-blind-safe set (orange and sky blue darkened): each has at
 // least 3:1 contrast on the light (#fff) and dark (#171a21) chart backgrounds. Past six models a line
@@ -175,6 +175,7 @@ export function barFigure(resp, labels, narrow) {
     xaxis: axis(t, {
       title: { text: narrow ? "GiB" : `KV cache at ${fmtTokens(seq)} tokens (GiB)` },
       range: [-0.02 * maxX, 1.06 * maxX], // a little left of 0: the ✕ of a model with no room shows
+      exponentformat: "none", separatethousands: true, // "2,000", not "2k" GiB
     }),
     yaxis: axis(t, {
       autorange: false, range: [rows.length - 0.5, -0.5], ticklabelstandoff: 4, tickmode: "array", tickvals: names, ticktext,
@@ -271,9 +272,7 @@ export function lineFigure(resp, labels, order, narrow) {
       tickvals: TOKEN_TICKS,
       ticktext: TOKEN_TICKS.map(fmtTokens),
     }),
-    yaxis: axis(t, {
-      type: "log", range: yRange, title: { text: "KV cache (GiB)" }, dtick: 1, exponentformat: "none", tickformat: "~g",
-    }),
+    yaxis: axis(t, { type: "log", range: yRange, title: { text: "KV cache" }, ...yTicks(yRange) }),
     uirevision: JSON.stringify([resp.models.map((r) => r.id), dtypes, engine, tp, batch]),
     hovermode: "closest",
     margin: { l: 8, r: 16, t: 24, b: 8 },
@@ -288,6 +287,13 @@ export function lineFigure(resp, labels, order, narrow) {
     data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t]), dataKey,
     marker: { ...marker, "xaxis.range": xRange },
   };
+}
+
+/** The log-log chart's size ticks: labelled values in GiB, TiB, PiB (format.js logSizeTicks), else
+ * Plotly's own powers of ten. */
+function yTicks(range) {
+  const ticks = logSizeTicks(range[0], range[1]);
+  return ticks ? { tickmode: "array", ...ticks } : { dtick: 1, exponentformat: "none", tickformat: "~g" };
 }
 
 /** The layout fields of the chosen-context rule and its label, as Plotly.relayout takes them. */

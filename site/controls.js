@@ -20,7 +20,7 @@ function nearestStop(n) {
   return best;
 }
 
-const tokensHelp = (seq) => `${fmtInt(seq)} tokens · type e.g. 32768, 128k, 1M`;
+const tokensHelp = (seq) => `${fmtInt(seq)} tokens · type e.g. 32768, 128k, 1M, or press ↑/↓ for the slider's stops`;
 
 function node(tag, props = {}, text) {
   const el = document.createElement(tag);
@@ -91,6 +91,23 @@ export class Controls {
       range.value = String(nearestStop(seq));
       range.setAttribute("aria-valuetext", `${fmtTokens(seq)} tokens`);
       this.onChange({ seq });
+    });
+    // Chromium's accessibility tree reads a range input's bare value ("14"), never its aria-valuetext,
+    // so the slider is hidden from assistive technology and the labelled text field takes its keys:
+    // ↑/↓ step through the slider's stops (the field then reads "192K").
+    text.addEventListener("keydown", (e) => {
+      if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
+      e.preventDefault();
+      const at = nearestStop(parseTokens(text.value) ?? this.state.seq);
+      const cur = CONTEXT_STOPS[at];
+      const seq = this.state.seq;
+      // from a typed value between stops, the first step goes to the stop on that side
+      let next = at + (e.key === "ArrowUp" ? 1 : -1);
+      if (e.key === "ArrowUp" && cur > seq) next = at;
+      if (e.key === "ArrowDown" && cur < seq) next = at;
+      next = Math.max(0, Math.min(CONTEXT_STOPS.length - 1, next));
+      range.value = String(next);
+      range.dispatchEvent(new Event("input", { bubbles: true }));
     });
     text.addEventListener("change", () => {
       if (parseTokens(text.value) !== null) return;

@@ -1,4 +1,5 @@
-// Display units, mirroring kvcalc/units.py: GiB = 2^30 bytes, rounded half-up; token counts as 128K/1M.
+// Display units, mirroring kvcalc/core/units.py: GiB = 2^30 bytes (TiB/PiB from 1024 GiB), rounded half-up;
+// token counts as 128K/1M.
 export const GIB = 2 ** 30;
 
 /** Decimals for n bytes in GiB: 2, or 3 significant digits below 0.01 GiB (units.gib_decimals). */
@@ -15,10 +16,45 @@ function numberFormat(d) {
   return formats.get(d);
 }
 
-/** "8.58 GiB" — same text as kvcalc.units.fmt_gib for the same integer (both round half up). */
+/** Past 1024 GiB: the largest unit a size reaches, 2 decimals (units.LARGE_UNITS). */
+const LARGE_UNITS = [["PiB", 2 ** 50], ["TiB", 2 ** 40]];
+
+/** "8.58 GiB", "1.21 TiB" — same text as kvcalc.units.fmt_gib for the same integer (both round half
+ * up; n / 2^k is exact in a double for an integer n < 2^53). */
 export function fmtGiB(n) {
   if (n === null || n === undefined) return "—";
+  for (const [unit, size] of LARGE_UNITS) {
+    if (n >= size) return `${numberFormat(2).format(n / size)} ${unit}`;
+  }
   return `${numberFormat(gibDecimals(n)).format(n / GIB)} GiB`;
+}
+
+/** Tick values and labels for a log axis in GiB spanning 10^lo … 10^hi GiB: 1 (then 1-2-5, then
+ * 1…9 when a range holds fewer than two) times the powers of ten of the unit in force — "0.01 GiB"
+ * … "100 GiB", then "1 TiB", "10 TiB", "100 TiB", then "1 PiB" … — never "1e+6" or "0.5M".
+ * null when even 1…9 give fewer than two ticks (Plotly's own then). */
+export function logSizeTicks(lo, hi) {
+  const units = [["GiB", 1], ["TiB", 1024], ["PiB", 1024 ** 2]];
+  const label = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
+  for (const steps of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const vals = [];
+    const text = [];
+    units.forEach(([unit, scale], u) => {
+      for (let k = -8; k < 9; k++) {
+        for (const m of steps) {
+          const inUnit = m * 10 ** k;
+          if (u < units.length - 1 && inUnit >= 1000) continue; // the next unit takes over
+          if (u > 0 && inUnit < 1) continue;
+          const v = inUnit * scale;
+          if (Math.log10(v) < lo || Math.log10(v) > hi) continue;
+          vals.push(v);
+          text.push(`${label.format(Number(inUnit.toPrecision(6)))} ${unit}`);
+        }
+      }
+    });
+    if (vals.length >= 2) return { tickvals: vals, ticktext: text };
+  }
+  return null;
 }
 
 /** Plain number of GiB for chart axes (not rounded). */
@@ -28,8 +64,10 @@ export function fmtInt(n) {
   return n === null || n === undefined ? "—" : numberFormat(0).format(n);
 }
 
-/** 131072 → "128K", 1048576 → "1M", 5000 → "5,000" (units.fmt_tokens). */
+/** 131072 → "128K", 1048576 → "1M", 5000 → "5,000", 128000 → "128,000" (a round thousand stays as
+ * typed; units.fmt_tokens). */
 export function fmtTokens(n) {
+  if (n % 1000 === 0) return numberFormat(0).format(n);
   for (const [unit, size] of [["M", 2 ** 20], ["K", 2 ** 10]]) {
     if (n >= size && n % size === 0) return `${numberFormat(0).format(n / size)}${unit}`;
   }

@@ -169,3 +169,44 @@ export function tableCSV(resp, order = null) {
   }
   return `\ufeff${lines.join("\r\n")}\r\n`;
 }
+
+/** Contexts the line data table lists: the powers of two every line holds (series.context_points),
+ * from the shortest line's start to the longest line's end. */
+export function dataContexts(resp) {
+  const lines = resp.models.flatMap((m) => Object.values(m.lines ?? {}));
+  if (!lines.length) return [];
+  const lo = Math.min(...lines.map((l) => l.x[0]));
+  const hi = Math.max(...lines.map((l) => l.x[l.x.length - 1]));
+  const out = [];
+  for (let x = 1; x <= hi; x *= 2) if (x >= lo) out.push(x);
+  return out;
+}
+
+/** The log–log chart as a table (its text alternative): one row per context, one column per model and
+ * cache dtype, each cell the line's exact bytes there ("—" past that model's max context). */
+export function renderLineData(node, resp) {
+  const dtypes = resp.settings.kv_dtypes;
+  const cols = resp.models.flatMap((m) => dtypes.filter((d) => m.lines?.[d]).map((d) => [m, d]));
+  const head = el("tr");
+  head.append(el("th", { scope: "col" }, "Tokens"));
+  for (const [m, d] of cols) head.append(el("th", { scope: "col" }, dtypes.length > 1 ? `${m.name} (${dtypeLabel(d)})` : m.name));
+  const body = dataContexts(resp).map((x) => {
+    const tr = el("tr");
+    tr.append(el("th", { scope: "row" }, fmtTokens(x)));
+    for (const [m, d] of cols) {
+      const line = m.lines[d];
+      const i = line.x.indexOf(x);
+      tr.append(i < 0 ? el("td", {}, "—") : el("td", { dataset: { bytes: String(line.y[i]) } }, fmtGiB(line.y[i])));
+    }
+    return tr;
+  });
+  const table = el("table", { class: "line-data" });
+  const batch = resp.settings.batch_size;
+  table.append(
+    el("caption", {}, `KV cache per context${batch > 1 ? `, batch ${batch}` : ""} (the log–log chart's numbers)`),
+    el("thead"), el("tbody"),
+  );
+  table.tHead.append(head);
+  table.tBodies[0].append(...body);
+  node.replaceChildren(table);
+}

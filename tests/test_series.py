@@ -59,8 +59,9 @@ def test_points_span_1k_to_max_context_log_spaced(prepared: dict[str, Prepared])
         xs = context_points(prep.model, Engine())
         hi = max_context(prep.model)  # short-context models (T5 512) start at 1/32 of it
         assert xs[0] == (MIN_CONTEXT if hi > MIN_CONTEXT else max(1, hi // 32)) and xs[-1] == hi
-        assert 95 <= len(xs) <= 110
+        assert 95 <= len(xs) <= 125
         assert list(xs) == sorted(set(xs))
+        assert {1 << p for p in range(30) if xs[0] <= 1 << p <= hi} <= set(xs)  # the data table's rows
 
 
 def test_max_context_capped_at_10m() -> None:
@@ -104,7 +105,13 @@ def test_hybrid_state_floor_visible(prepared: dict[str, Prepared]) -> None:
         (0, "0.00 GiB"),
         (1 << 27, "0.13 GiB"),  # 0.125: half-up like JS, not half-even
         (int(8.58 * (1 << 30)), "8.58 GiB"),
-        (1234 * (1 << 30) + (1 << 29), "1,234.50 GiB"),
+        ((1 << 40) - 1, "1,024.00 GiB"),  # just under 1 TiB: still GiB
+        (1 << 40, "1.00 TiB"),
+        (1234 * (1 << 30) + (1 << 29), "1.21 TiB"),  # 1,234.5 GiB
+        (3 * (1 << 38), "768.00 GiB"),
+        ((1 << 40) + (1 << 37), "1.13 TiB"),  # 1.125 TiB: half-up, not half-even
+        (5 * (1 << 50) + (1 << 49), "5.50 PiB"),
+        (12345 * (1 << 50), "12,345.00 PiB"),
         (int(0.00234 * (1 << 30)), "0.00234 GiB"),
     ],
 )
@@ -115,3 +122,4 @@ def test_fmt_gib(n: int, text: str) -> None:
 
 def test_fmt_tokens() -> None:
     assert [fmt_tokens(n) for n in (131072, 1 << 20, 5000, 4096)] == ["128K", "1M", "5,000", "4K"]
+    assert [fmt_tokens(n) for n in (128000, 1024000, 256000, 0)] == ["128,000", "1,024,000", "256,000", "0"]

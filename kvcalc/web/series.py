@@ -102,7 +102,8 @@ def breakpoints(model: Model, eng: Engine) -> set[int]:
 
 
 def context_points(model: Model, eng: Engine, n: int = POINTS) -> tuple[int, ...]:
-    """About ``n`` log-spaced token counts from 1K to the model's max context, plus its breakpoints."""
+    """About ``n`` log-spaced token counts from 1K to the model's max context, plus its breakpoints and
+    the powers of two between (the page's data table reads every line at those: exact values)."""
     hi = max_context(model)
     lo = MIN_CONTEXT if hi > MIN_CONTEXT else max(1, hi // 32)
     if hi <= lo or n < 2:
@@ -110,6 +111,7 @@ def context_points(model: Model, eng: Engine, n: int = POINTS) -> tuple[int, ...
     ratio = hi / lo
     xs = {round(lo * ratio ** (k / (n - 1))) for k in range(n)} | {lo, hi}
     xs |= {b for b in breakpoints(model, eng) if lo < b < hi}
+    xs |= {1 << p for p in range(hi.bit_length()) if lo < 1 << p < hi}
     return tuple(sorted(xs))
 
 
