@@ -262,7 +262,10 @@ def test_default_request_is_valid() -> None:
 def test_a_model_past_its_max_context_is_never_the_smallest() -> None:
     """Mistral-7B-v0.1 (max 32K, 4K window) holds the least at 128K, but does not reach 128K."""
     out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072)
-    spread = [i["text"] for i in out["insights"] if i["kind"] == "spread"]
+    # the spread sentence, or the efficiency one it is merged into when both name the same two models
+    spread = [
+        i["text"] for i in out["insights"] if i["kind"] in ("spread", "efficiency") and "largest" in i["text"]
+    ]
     assert spread and "Mistral" not in spread[0] and "the smallest, DeepSeek-V3's" in spread[0]
 
 
@@ -280,7 +283,7 @@ def test_a_cache_dtype_the_engine_refuses_is_dropped_with_a_notice() -> None:
 
 # A page session: the memoised answers (layouts, budgets, lines, coinciding lines) of each control
 # change equal the same request answered from scratch (every cache emptied first).
-SESSION_MODELS = [LLAMA, MISTRAL, DEEPSEEK, QWEN_NEXT, "mistralai/Mixtral-8x7B-v0.1", "google/gemma-3-27b-it"]
+SESSION_MODELS = [LLAMA, MISTRAL, DEEPSEEK, QWEN_NEXT, "mistralai/Mixtral-8x7B-v0.1", "openai/gpt-oss-20b"]
 SESSION = [
     {},
     {"seq_len": 32768, "lines": False},
@@ -329,3 +332,34 @@ def test_vllm_layout_memo_is_the_computed_layout() -> None:
             )
             assert vllm.layout(model, other) is not first  # another key: its own entry
             assert vllm.layout(model, other) == vllm._layout(model, other)
+
+
+def test_vllm_sliding_window_number_is_explained() -> None:
+    """Mistral-7B-v0.1 under vLLM: 4,096 − 1 + 2 × 8,192 = 20,479 tokens per sliding layer (window plus
+    the tokens of two scheduled batches), the page count constant from there on."""
+    from kvcalc.core.units import fmt_gib
+    from kvcalc.web.insights import vllm_window_tokens
+
+    out = compare([entry(MISTRAL), entry(LLAMA)], engine="vllm", seq_len=32768)
+    text = " ".join(i["text"] for i in out["insights"] if i["kind"] == "sliding")
+    assert vllm_window_tokens(4096) == 20479
+    assert "past 20,479 tokens" in text and "20,479 = 4,096 − 1 + 2 × 8,192 tokens" in text
+    model = kvcalc.load_model(hf_config(MISTRAL))
+    at = [kvcalc.kv_cache_bytes(model, n, engine="vllm") for n in (20478, 20479, 20480, 32768)]
+    assert at[0] <= at[1] == at[2] == at[3]
+    assert f"Mistral-7B-v0.1's cache stays at {fmt_gib(at[3])} past 20,479 tokens" in text
+
+
+def test_insights_most_important_first_and_same_extremes_merged() -> None:
+    """A caveat on the numbers first (past max context), then what fits, then the spread; when the
+    largest cache and the least efficient per token are the same model (and likewise the smallest),
+    one sentence says both."""
+    out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072, gpu="h100")
+    kinds = [i["kind"] for i in out["insights"]]
+    assert kinds[:2] == ["context", "fit"] and kinds[2] in ("spread", "efficiency")  # merged: one of them
+    qwen = "Qwen/Qwen2.5-7B-Instruct"
+    both = compare([entry(LLAMA), entry(qwen)], seq_len=32768)["insights"]
+    merged = [i for i in both if i["kind"] == "efficiency"]
+    assert not [i for i in both if i["kind"] == "spread"]
+    assert merged[0]["text"].startswith("Most efficient per token: Qwen2.5-7B-Instruct")
+    assert "the largest BF16 cache is Llama-3.1-8B's (4.00 GiB)" in merged[0]["text"]

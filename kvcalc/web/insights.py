@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from kvcalc.core.units import fmt_gib, fmt_int, fmt_token_bytes, fmt_tokens
+from kvcalc.engines.vllm import CONCURRENT_BATCHES as VLLM_CONCURRENT_BATCHES
+from kvcalc.web.series import Engine
 
 Row = dict[str, Any]
 MAX_PER_KIND = 3
@@ -118,15 +120,39 @@ def _plateau(line: dict[str, Any]) -> tuple[int, int] | None:
     return xs[i], ys[-1]
 
 
-def sliding_caps(rows: Sequence[Row], d: str) -> list[str]:
-    """Which models sliding windows cap, and where."""
+def vllm_window_tokens(window: int) -> int:
+    """Tokens vLLM keeps per sliding layer: window − 1 + in-flight tokens, in flight being
+    max_concurrent_batches (2) × max_num_batched_tokens (vllm/v1/core/single_type_kv_cache_manager.py
+    SlidingWindowManager, with async scheduling; kvcalc.engines.vllm.blocks)."""
+    return window - 1 + VLLM_CONCURRENT_BATCHES * Engine().max_num_batched_tokens
+
+
+def _vllm_window(window: int) -> str:
+    """The vLLM sliding-window number, explained: 20,479 = 4,096 − 1 + 2 × 8,192."""
+    batched = Engine().max_num_batched_tokens
+    return (
+        f"vLLM keeps {fmt_int(vllm_window_tokens(window))} = {fmt_int(window)} − 1 + "
+        f"{VLLM_CONCURRENT_BATCHES} × {fmt_int(batched)} tokens per sliding layer (the window plus the "
+        f"tokens in flight: {VLLM_CONCURRENT_BATCHES} scheduled batches of max_num_batched_tokens "
+        f"{fmt_int(batched)})"
+    )
+
+
+def sliding_caps(rows: Sequence[Row], d: str, engine: str = "ideal") -> list[str]:
+    """Which models sliding windows cap, and where (under vLLM: where its pages stop growing, and why)."""
     out = []
     for r in rows:
         window = r.get("sliding_window")
         if not window:
             continue
         plateau = _plateau(r["lines"][d])
-        if r["growing_layers"] == 0 and plateau:
+        if r["growing_layers"] == 0 and plateau and engine == "vllm":
+            out.append(
+                f"Under vLLM, {r['name']}'s cache stays at {fmt_gib(plateau[1])} past "
+                f"{fmt_int(vllm_window_tokens(window))} tokens, however long the context: every layer slides "
+                f"over a {fmt_int(window)}-token window and {_vllm_window(window)}."
+            )
+        elif r["growing_layers"] == 0 and plateau:
             out.append(
                 f"{r['name']} stops growing at {fmt_int(plateau[0])} tokens: every layer slides over a "
                 f"{fmt_int(window)}-token window, so its cache stays at {fmt_gib(plateau[1])} however long "
@@ -134,10 +160,11 @@ def sliding_caps(rows: Sequence[Row], d: str) -> list[str]:
             )
         elif r["growing_layers"]:
             slide = r["layers"] - r["growing_layers"] - r["state_layers"]
+            vllm = f"; {_vllm_window(window)}" if engine == "vllm" else ""
             out.append(
                 f"{r['name']}: {slide} of {r['layers']} layers slide over {fmt_int(window)} tokens, so past "
                 f"the window only {r['growing_layers']} layers grow — {fmt_int(r['long_token_bytes'][d])} "
-                f"instead of {fmt_int(r['token_bytes'][d])} bytes per token."
+                f"instead of {fmt_int(r['token_bytes'][d])} bytes per token{vllm}."
             )
     return out[:MAX_PER_KIND]
 
@@ -257,19 +284,37 @@ def insights(
     tp: int = 1,
     engine: str = "ideal",
 ) -> list[dict[str, str]]:
-    """All insights for the selection, most telling first."""
+    """All insights for the selection, most important first: a caveat on the numbers (past a model's
+    max context), what fits the GPU, the spread of the selection, then why (MLA, per-token efficiency,
+    windows, states, FP8). Near-duplicates are merged: when the per-token extremes are the same two
+    models as the cache extremes, one sentence says both."""
     if not rows or not dtypes:
         return []
     d, ctx = dtypes[0], f"{fmt_tokens(seq_len)} tokens"
+    extremes = spread(rows, d, ctx)
+    efficiency = most_least_efficient(rows, d)
+    if extremes and efficiency and _same_extremes(rows, d):
+        efficiency, extremes = [f"{efficiency[0]} {extremes[0]}"], []
     groups = (
+        ("context", beyond_max(rows, ctx)),
+        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp, engine)),
+        ("spread", extremes),
+        ("efficiency", efficiency),
         ("mla", mla_vs_gqa(rows, d, ctx)),
         ("mla", mla_vs_mha_average(rows, d)),
-        ("efficiency", most_least_efficient(rows, d)),
-        ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp, engine)),
-        ("sliding", sliding_caps(rows, d)),
+        ("sliding", sliding_caps(rows, d, engine)),
         ("state", state_floors(rows, d, batch)),
         ("fp8", fp8_savings(rows, dtypes)),
-        ("spread", spread(rows, d, ctx)),
-        ("context", beyond_max(rows, ctx)),
     )
     return [{"kind": kind, "text": text} for kind, texts in groups for text in texts]
+
+
+def _same_extremes(rows: Sequence[Row], d: str) -> bool:
+    """Do :func:`spread` and :func:`most_least_efficient` name the same two models?"""
+    sized = [r for r in rows if r["cache"][d] and not r.get("beyond_max")]
+    per = [r for r in rows if r["token_bytes"][d]]
+    if len(sized) < 2 or len(per) < 2:
+        return False
+    big = max(sized, key=lambda r: r["cache"][d]), max(per, key=lambda r: r["token_bytes"][d])
+    small = min(sized, key=lambda r: r["cache"][d]), min(per, key=lambda r: r["token_bytes"][d])
+    return big[0] is big[1] and small[0] is small[1]
