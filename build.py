@@ -272,7 +272,8 @@ def default_ids(entries: list[dict[str, Any]]) -> list[str]:
 
 def validation_data() -> dict[str, Any] | None:
     """What the page needs of docs/validation.json: the versions measured against and, per preloaded
-    model id, {exact, seq_lens, dtypes}. None when the file is missing (the page then shows no badges)."""
+    model id, {exact, seq_lens, dtypes, batches, decode_steps} (decode_steps [0, 1]: measured right after
+    the prefill and after one decode step). None when the file is missing (the page then shows no badges)."""
     if not VALIDATION_JSON.is_file():
         return None
     raw = json.loads(VALIDATION_JSON.read_text(encoding="utf-8"))
@@ -285,6 +286,8 @@ def validation_data() -> dict[str, Any] | None:
                 "exact": bool(m.get("exact")),
                 "seq_lens": m.get("seq_lens", raw.get("seq_lens", [])),
                 "dtypes": m.get("dtypes", raw.get("dtypes", [])),
+                "batches": m.get("batches", raw.get("batches", [1])),
+                "decode_steps": m.get("decode_steps", raw.get("decode_steps", [0])),
             }
             for model_id, m in raw.get("models", {}).items()
         },

@@ -5,9 +5,11 @@
     python3 scripts/gen_validation.py --check    # exit 1 if the committed files are out of date
     python3 scripts/gen_validation.py --refresh  # kvcalc's side only, stored measurements kept (seconds)
 
-For every model of model_configs.json, at each of SEQ_LENS tokens in bf16 and fp32 (batch 1):
-``kv_cache_bytes(engine="transformers")`` against the bytes of the cache transformers returns from one
-forward pass on the ``meta`` device (:func:`kvcalc.measure.run.measure_cache`, ``method="meta"``); and
+For every model of model_configs.json, at each of SEQ_LENS prompt tokens, in bf16 and fp32, at batch 1
+and 2, after the prefill and after one more decode step: ``kv_cache_bytes(engine="transformers")`` at the
+tokens the cache has seen (prompt, or prompt + 1 after the decode step; encoder-decoder models at the
+encoder length that was fed) against the bytes of the cache transformers returns on the ``meta`` device
+(:func:`kvcalc.measure.run.measure_cache`, ``method="meta"``, ``decode_steps`` 0 or 1); and
 ``count_params(model).total`` against ``sum(p.numel() for p in model.parameters())`` of the causal LM
 transformers builds on the meta device. Output is deterministic: no timestamps, versions stated.
 
@@ -38,8 +40,12 @@ MD_PATH = ROOT / "docs" / "validation.md"
 JSON_PATH = ROOT / "docs" / "validation.json"
 SEQ_LENS = (1, 300, 5000)  # 5000 is past every sliding window of the set (gpt-oss 128, Mistral 4096)
 DTYPES = ("bf16", "fp32")
-BATCH = 1
-SETTINGS = [(n, d) for d in DTYPES for n in SEQ_LENS]
+BATCHES = (1, 2)
+DECODE_STEPS = (0, 1)  # 0: right after the prefill; 1: after one more (one-token) forward pass
+Setting = tuple[int, int, str, int]  # (prompt tokens, batch, dtype, decode steps)
+SETTINGS: list[Setting] = [
+    (n, b, d, k) for d in DTYPES for b in BATCHES for n in SEQ_LENS for k in DECODE_STEPS
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -51,9 +57,23 @@ def kinds_label(model: kvcalc.Model) -> str:
     return " + ".join(f"{n}× {kind}" for kind, n in model.kinds().items())
 
 
-def predicted_bytes(model: kvcalc.Model, seq_len: int, dtype: str) -> int:
-    """kvcalc's transformers-engine cache bytes."""
-    return kvcalc.kv_cache_bytes(model, seq_len, batch_size=BATCH, kv_dtype=dtype, engine="transformers")
+def setting(cell: Mapping[str, Any]) -> Setting:
+    """(seq_len, batch, dtype, decode) of a cache cell."""
+    return cell["seq_len"], cell["batch"], cell["dtype"], cell["decode"]
+
+
+def predicted_bytes(model: kvcalc.Model, cell: Mapping[str, Any]) -> int:
+    """kvcalc's transformers-engine cache bytes for a cell: the cache has seen ``seq_len + decode`` tokens
+    (sliding layers keep ``min(tokens, window - 1)``, states do not grow); encoder-decoder models at the
+    encoder length the measurement fed (``encoder_len``), which a decode step does not change."""
+    return kvcalc.kv_cache_bytes(
+        model,
+        cell["seq_len"] + cell["decode"],
+        batch_size=cell["batch"],
+        kv_dtype=cell["dtype"],
+        engine="transformers",
+        encoder_seq_len=cell.get("encoder_len"),
+    )
 
 
 def refresh(data: dict[str, Any], entries: Iterable[CatalogEntry]) -> dict[str, Any]:
@@ -64,7 +84,7 @@ def refresh(data: dict[str, Any], entries: Iterable[CatalogEntry]) -> dict[str, 
         model = by_id[model_id].model()
         row["kinds"] = kinds_label(model)
         for cell in row["cache"]:
-            cell["kvcalc"] = predicted_bytes(model, cell["seq_len"], cell["dtype"])
+            cell["kvcalc"] = predicted_bytes(model, cell)
         row["params"]["kvcalc"] = kvcalc.count_params(model).total
         _verdicts(row)
     _summary(out)
@@ -84,6 +104,8 @@ def _summary(data: dict[str, Any]) -> None:
     rows = data["models"].values()
     data["summary"] = {
         "models": len(rows),
+        "cells": sum(len(r["cache"]) for r in rows),
+        "cells_exact": sum(c["exact"] for r in rows for c in r["cache"]),
         "exact": sum(r["exact"] for r in rows),
         "cache_exact": sum(r["cache_exact"] for r in rows),
         "params_exact": sum(r["params_exact"] for r in rows),
@@ -102,26 +124,32 @@ def transformers_params(config: Mapping[str, Any]) -> int:
     return measure.count_parameters(dict(config))
 
 
-def measure_model(entry: CatalogEntry, settings: Iterable[tuple[int, str]] = SETTINGS) -> dict[str, Any]:
-    """One model's row: cache bytes at every setting and the parameter count, both sides."""
+def measure_model(entry: CatalogEntry, settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """One model's row: cache bytes at every setting and the parameter count, both sides.
+
+    A prefill and the decode step after it come from one run (the prefill is measured before the step).
+    """
     from kvcalc.measure import run as measure
 
     model = entry.model()
     config = dict(entry.config)
+    settings = list(settings)
+    steps: dict[tuple[int, int, str], int] = {}
+    for n, b, d, k in settings:
+        steps[n, b, d] = max(k, steps.get((n, b, d), 0))
     cache = []
-    for seq_len, dtype in settings:
-        measured = measure.measure_cache(config, seq_len, BATCH, dtype, method="meta")
-        cache.append(
-            {
-                "seq_len": seq_len,
-                "dtype": dtype,
-                "kvcalc": predicted_bytes(model, seq_len, dtype),
-                "transformers": measured.total,
-            }
-        )
+    for n, b, d, k in settings:
+        measure.measure_cache(config, n, b, d, method="meta", decode_steps=steps[n, b, d])  # one run
+        measured = measure.measure_cache(config, n, b, d, method="meta", decode_steps=k)
+        cell: dict[str, Any] = {"seq_len": n, "batch": b, "dtype": d, "decode": k}
+        if measured.encoder_len is not None:
+            cell["encoder_len"] = measured.encoder_len
+        cell |= {"kvcalc": predicted_bytes(model, cell), "transformers": measured.total}
+        cache.append(cell)
     params = {"kvcalc": kvcalc.count_params(model).total, "transformers": transformers_params(config)}
     row = {"name": entry.name, "model_type": model.model_type, "kinds": kinds_label(model)}
-    row |= {"seq_lens": sorted({n for n, _ in settings}), "dtypes": sorted({d for _, d in settings})}
+    row |= {"seq_lens": sorted({s[0] for s in settings}), "dtypes": sorted({s[2] for s in settings})}
+    row |= {"batches": sorted({s[1] for s in settings}), "decode_steps": sorted({s[3] for s in settings})}
     row |= {"cache": cache, "params": params}
     _verdicts(row)
     return row
@@ -142,7 +170,8 @@ def collect(entries: Iterable[CatalogEntry], progress: bool = False) -> dict[str
         **versions(),
         "seq_lens": list(SEQ_LENS),
         "dtypes": list(DTYPES),
-        "batch_size": BATCH,
+        "batches": list(BATCHES),
+        "decode_steps": list(DECODE_STEPS),
         "models": {},
     }
     for entry in entries:
@@ -174,6 +203,12 @@ def add_missing(data: dict[str, Any], entries: Iterable[CatalogEntry]) -> dict[s
 # rendering
 
 
+def _and(items: list[str]) -> str:
+    """``a, b and c``."""
+    *head, last = items
+    return f"{', '.join(head)} and {last}" if head else last
+
+
 def _cell(cell: Mapping[str, Any]) -> str:
     if cell["exact"]:
         return f"{cell['kvcalc']:,}"
@@ -198,17 +233,26 @@ def _overview(data: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _column(seq_len: int, decode: int) -> str:
+    """Column head: ``300 prefill`` or ``300 + 1 decode`` (prompt tokens, then decode steps)."""
+    return f"{seq_len:,} prefill" if not decode else f"{seq_len:,} + {decode} decode"
+
+
 def _cache_table(data: Mapping[str, Any]) -> list[str]:
-    heads = " | ".join(f"{n:,} token{'s' * (n != 1)}" for n in data["seq_lens"])
-    lines = [f"| model | dtype | {heads} | cache |", "|---|---|" + "---:|" * len(data["seq_lens"]) + "---|"]
+    columns = [(n, k) for n in data["seq_lens"] for k in data["decode_steps"]]
+    heads = " | ".join(_column(n, k) for n, k in columns)
+    rule = "|---|---|---:|" + "---:|" * len(columns) + "---|"
+    lines = [f"| model | dtype | batch | {heads} | cache |", rule]
     for row in data["models"].values():
+        by_setting = {setting(c): c for c in row["cache"]}
         for dtype in data["dtypes"]:
-            cells = [c for c in row["cache"] if c["dtype"] == dtype]
-            lines.append(
-                f"| {row['name']} | {dtype} | "
-                + " | ".join(_cell(c) for c in cells)
-                + f" | {_verdict(all(c['exact'] for c in cells))} |"
-            )
+            for batch in data["batches"]:
+                cells = [by_setting[n, batch, dtype, k] for n, k in columns]
+                lines.append(
+                    f"| {row['name']} | {dtype} | {batch} | "
+                    + " | ".join(_cell(c) for c in cells)
+                    + f" | {_verdict(all(c['exact'] for c in cells))} |"
+                )
     return lines
 
 
@@ -229,8 +273,8 @@ def _params_table(data: Mapping[str, Any]) -> list[str]:
 def render(data: Mapping[str, Any]) -> str:
     """docs/validation.md from the data :func:`collect` returns."""
     s = data["summary"]
-    *head, last = [f"{n:,}" for n in data["seq_lens"]]
-    lens = f"{', '.join(head)} and {last}" if head else last
+    lens = _and([f"{n:,}" for n in data["seq_lens"]])
+    batches = _and([str(b) for b in data["batches"]])
     different = [r["name"] for r in data["models"].values() if not r["exact"]]
     lines = [
         "# kvcalc vs transformers: measured validation",
@@ -240,16 +284,23 @@ def render(data: Mapping[str, Any]) -> str:
         "",
         f"Measured with torch {data['torch']} and transformers {data['transformers']}. For every preloaded "
         f"model (`model_configs.json`), each model is built from its config.json on PyTorch's `meta` device "
-        f"(shapes and dtypes, no memory, no download), a forward pass of each of {lens} tokens (batch "
-        f"{data['batch_size']}, {' and '.join(data['dtypes'])}) is run with `use_cache=True`, and every "
-        "tensor of the cache it returns is summed (`numel × element_size`, each tensor once). That is "
-        'compared with `kvcalc.kv_cache_bytes(model, tokens, kv_dtype=…, engine="transformers")`. '
+        f"(shapes and dtypes, no memory, no download), a forward pass (prefill) of each of {lens} tokens "
+        f"is run with `use_cache=True` at batch {batches} in {' and '.join(data['dtypes'])}, then one "
+        "decode step (a one-token forward pass that is fed the returned cache, as `generate()` does). "
+        "After the prefill and again after the decode step, every tensor of the cache is summed "
+        "(`numel × element_size`, each tensor once). That is compared with "
+        '`kvcalc.kv_cache_bytes(model, tokens, batch_size=…, kv_dtype=…, engine="transformers")` where '
+        "`tokens` is the prompt length after the prefill and the prompt length + 1 after the decode step "
+        "(encoder-decoder models: `encoder_seq_len` = the encoder length fed — T5 the prompt length, "
+        "Whisper its fixed 1,500 frames — which a decode step does not change). "
         "The parameter count `kvcalc.count_params(model).total` is compared with "
         "`sum(p.numel() for p in model.parameters())` of the causal LM transformers builds on the meta "
         "device (tied weights once).",
         "",
-        f"**{s['exact']} of {s['models']} models are measured exact** — cache bytes at every length and "
-        f"dtype, and the parameter count ({s['cache_exact']}/{s['models']} exact on cache bytes, "
+        f"**{s['exact']} of {s['models']} models are measured exact** — cache bytes at every length, "
+        f"batch and dtype, after the prefill and after the decode step ({s['cells']} cache cells, "
+        f"{s['cells_exact']} exact), and the parameter count "
+        f"({s['cache_exact']}/{s['models']} exact on cache bytes, "
         f"{s['params_exact']}/{s['models']} on parameters)."
         + (f" Differences: {', '.join(different)}." if different else ""),
         "",
@@ -261,6 +312,10 @@ def render(data: Mapping[str, Any]) -> str:
         *_overview(data),
         "",
         "## Cache bytes (kvcalc = transformers when a cell shows one number)",
+        "",
+        "`N prefill`: the cache right after a forward pass of N prompt tokens. `N + 1 decode`: the same "
+        "cache after one more one-token step (it has seen N + 1 tokens; sliding layers keep "
+        "min(N + 1, window − 1), recurrent states do not grow).",
         "",
         *_cache_table(data),
         "",

@@ -74,7 +74,9 @@ const listText = (items) => (items.length > 1 ? `${items.slice(0, -1).join(", ")
 export function exactTitle(validation, entry) {
   const seqs = listText(entry.seq_lens.map(String));
   const dtypes = listText(entry.dtypes.map(String));
-  return `cache bytes and parameters match transformers ${validation.transformers} at ${seqs} tokens in ${dtypes}`;
+  const batches = entry.batches ? `, batch ${listText(entry.batches.map(String))}` : "";
+  const decode = entry.decode_steps?.includes(1) ? ", after the prefill and after one decode step" : "";
+  return `cache bytes and parameters match transformers ${validation.transformers} at ${seqs} tokens in ${dtypes}${batches}${decode}`;
 }
 
 /** Engines whose cache the validation measured: transformers' own, and the ideal cache, which equals it. */

@@ -119,7 +119,8 @@ def test_site_data_embeds_compact_validation(tmp_path: Path, monkeypatch: pytest
         "torch": "2.13.0+cpu", "transformers": "5.23.0", "seq_lens": [1, 300], "dtypes": ["bf16"],
         "models": {
             "a/A": {"name": "A", "model_type": "llama", "exact": True, "cache_exact": True,
-                    "params_exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"], "cache": cache},
+                    "params_exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"], "batches": [1, 2],
+                    "decode_steps": [0, 1], "cache": cache},
             "b/B": {"name": "B", "model_type": "llama", "exact": False, "cache_exact": False,
                     "params_exact": True, "seq_lens": [1], "dtypes": ["fp32"], "cache": cache},
         },
@@ -133,8 +134,9 @@ def test_site_data_embeds_compact_validation(tmp_path: Path, monkeypatch: pytest
         "transformers": "5.23.0",
         "url": "validation.html",
         "models": {
-            "a/A": {"exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"]},
-            "b/B": {"exact": False, "seq_lens": [1], "dtypes": ["fp32"]},
+            "a/A": {"exact": True, "seq_lens": [1, 300], "dtypes": ["bf16"], "batches": [1, 2],
+                    "decode_steps": [0, 1]},
+            "b/B": {"exact": False, "seq_lens": [1], "dtypes": ["fp32"], "batches": [1], "decode_steps": [0]},
         },
     }
     assert context["validation_url"] == "validation.html"

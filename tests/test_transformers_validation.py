@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import kvcalc
+from kvcalc.core import config as config_mod
 from kvcalc.measure import run as measure
 from tests.shared_configs import REPO, hf_config, hf_ids
 
@@ -384,3 +385,65 @@ def test_bad_arguments_raise_kvcalc_error() -> None:
         measure.measure_cache(llama, 4, method="guess")
     with pytest.raises(kvcalc.KVCalcError, match="no_such_model"):
         measure.measure_cache({"model_type": "no_such_model"}, 4)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_decode_step_standins_equal_an_exact_cpu_run(name: str) -> None:
+    """One decode step after a 7-token prefill (what docs/validation.md's "+ 1 decode" columns measure):
+    meta + stand-ins leave exactly the tensors a real eager CPU decode leaves, and kvcalc's bytes at
+    7 + 1 tokens equal them (sliding layers of window 8 stay at 7 tokens, states keep their size)."""
+    config = TINY[name]
+    fast = measure.measure_cache(config, 7, 2, "fp32", method="meta", decode_steps=1)
+    exact = measure.measure_cache(config, 7, 2, "fp32", method="exact", decode_steps=1)
+    assert (fast.decode_steps, fast.tokens, fast.seq_len) == (1, 8, 7)
+    assert [x.tensors for x in fast.layers] == [x.tensors for x in exact.layers]
+    assert (fast.total, fast.aux_bytes, fast.cache_class) == (exact.total, exact.aux_bytes, exact.cache_class)
+    kw: dict[str, Any] = {"batch_size": 2, "kv_dtype": "fp32", "engine": "transformers"}
+    model = kvcalc.load_model(config)
+    assert kvcalc.kv_cache_bytes(model, 8, encoder_seq_len=fast.encoder_len, **kw) == fast.total
+    prefill = measure.measure_cache(config, 7, 2, "fp32", method="meta")  # measured by the same run
+    assert kvcalc.kv_cache_bytes(model, 7, encoder_seq_len=prefill.encoder_len, **kw) == prefill.total
+
+
+def test_decode_step_grows_full_layers_only() -> None:
+    """After a decode step full layers hold L + 1 tokens, sliding layers min(L + 1, window − 1), the
+    encoder-decoder cross-attention keeps its encoder length (rules §2, §12)."""
+    def seq_lens(m: measure.CacheMeasurement) -> list[set[int]]:
+        return [{t.shape[2] for t in x.tensors if t.dtype == "float32"} for x in m.layers]
+
+    llama = TINY["full attention (llama)"]
+    assert seq_lens(measure.measure_cache(llama, 7, 1, "fp32", method="meta")) == [{7}, {7}]
+    assert seq_lens(measure.measure_cache(llama, 7, 1, "fp32", method="meta", decode_steps=1)) == [{8}, {8}]
+    mistral = TINY["sliding window (mistral)"]  # window 8: keeps 7
+    assert seq_lens(measure.measure_cache(mistral, 6, 1, "fp32", method="meta", decode_steps=1)) == [{7}, {7}]
+    assert seq_lens(measure.measure_cache(mistral, 7, 1, "fp32", method="meta", decode_steps=1)) == [{7}, {7}]
+    whisper = TINY["encoder-decoder cross attention (whisper)"]  # 16 encoder positions
+    decoded = measure.measure_cache(whisper, 5, 1, "fp32", method="meta", decode_steps=1)
+    assert seq_lens(decoded) == [{6, 16}] * 2
+    with pytest.raises(kvcalc.KVCalcError, match="decode_steps"):
+        measure.measure_cache(llama, 4, decode_steps=-1)
+
+
+_PATTERN_TYPES = sorted(set(config_mod.CLASS_DEFAULT_FULL_LAYERS) | set(config_mod.CLASS_DEFAULT_PERIOD_KEYS))
+
+
+@pytest.mark.parametrize("model_type", _PATTERN_TYPES)
+def test_missing_layer_types_follow_the_config_class(model_type: str) -> None:
+    """A config.json without ``layer_types`` (older checkpoints, e.g. Gemma-2's) gets the pattern the
+    transformers config class fills in: kvcalc's sliding/full layer per layer == ``config.layer_types``
+    (KV-shared layers, which cache nothing, are skipped)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        pytest.skip(f"{model_type} is not in this transformers")
+    config = measure.default_config_dict(model_type)
+    config.pop("layer_types", None)
+    config["sliding_window"] = config.get("sliding_window") or 64
+    expected = measure.config_object(config).layer_types
+    kinds = [type(x).__name__ for x in kvcalc.load_model(config).layers]
+    assert len(kinds) == len(expected)
+    pairs = [(k, t) for k, t in zip(kinds, expected, strict=True) if k != "SharedKV"]
+    assert len({t for _, t in pairs}) == 2  # the pattern mixes sliding and full layers
+    assert [("sliding_attention" if k == "SlidingWindow" else "full_attention", t) for k, t in pairs] == [
+        (t, t) for _, t in pairs
+    ]

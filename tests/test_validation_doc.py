@@ -1,14 +1,15 @@
 """docs/validation.md and .json are current (regenerate them: ``python3 scripts/gen_validation.py``).
 
 Every row is checked against the current kvcalc: the stored transformers measurements are kept, kvcalc's
-side (cache bytes at every length and dtype, parameter count) is recomputed and both files are
-re-rendered in memory — they must be byte-identical to the committed ones. That is cheap and covers all
-39 models.
+side (cache bytes at every length, batch, dtype, prefill and decode step; parameter count) is recomputed
+and both files are re-rendered in memory — they must be byte-identical to the committed ones. That is
+cheap and covers every model and every cell.
 
-Re-measuring transformers for all 39 models × 6 settings costs minutes on 2 cores (and
+Re-measuring transformers for every model × 24 settings costs many minutes on 2 cores (and
 tests/test_transformers_validation.py already checks every catalog model at the same lengths), so the
 ``transformers``-marked drift test re-measures a deterministic subset: the first model of each
-``model_type`` in catalog order, at 1 token in bf16 and 300 tokens in fp32, plus its parameter count;
+``model_type`` in catalog order, at 1 token in bf16 (batch 1, prefill) and at 300 tokens in fp32 at
+batch 2, after the prefill and after one decode step (one run gives both), plus its parameter count;
 the installed torch/transformers versions must be the ones the file states.
 """
 
@@ -23,7 +24,7 @@ from scripts import gen_validation as gen
 
 CATALOG = load_catalog()
 COMMITTED = json.loads(gen.JSON_PATH.read_text(encoding="utf-8"))
-SUBSET_SETTINGS = [(1, "bf16"), (300, "fp32")]
+SUBSET_SETTINGS = [(1, 1, "bf16", 0), (300, 2, "fp32", 0), (300, 2, "fp32", 1)]
 
 
 def _subset() -> list[str]:
@@ -37,8 +38,21 @@ def _subset() -> list[str]:
 def test_every_catalog_model_is_in_the_doc() -> None:
     assert list(COMMITTED["models"]) == [e.id for e in CATALOG]
     assert COMMITTED["seq_lens"] == list(gen.SEQ_LENS) and COMMITTED["dtypes"] == list(gen.DTYPES)
+    assert COMMITTED["batches"] == [1, 2] and COMMITTED["decode_steps"] == [0, 1]
     for row in COMMITTED["models"].values():
-        assert [(c["seq_len"], c["dtype"]) for c in row["cache"]] == gen.SETTINGS
+        assert [gen.setting(c) for c in row["cache"]] == gen.SETTINGS
+
+
+def test_every_cell_is_exact() -> None:
+    """No row is 'approximately': every stored cell and parameter count is equal on both sides."""
+    wrong = [
+        (model_id, gen.setting(c))
+        for model_id, row in COMMITTED["models"].items()
+        for c in row["cache"]
+        if c["kvcalc"] != c["transformers"]
+    ]
+    assert not wrong
+    assert all(r["params"]["kvcalc"] == r["params"]["transformers"] for r in COMMITTED["models"].values())
 
 
 def test_kvcalc_side_and_rendering_have_not_drifted() -> None:
@@ -71,8 +85,7 @@ def test_transformers_side_has_not_drifted(model_id: str) -> None:
     pytest.importorskip("transformers")
     entry = CATALOG.get(model_id)
     row = gen.measure_model(entry, SUBSET_SETTINGS)
-    stored = {(c["seq_len"], c["dtype"]): c["transformers"] for c in COMMITTED["models"][model_id]["cache"]}
-    assert {(c["seq_len"], c["dtype"]): c["transformers"] for c in row["cache"]} == {
-        s: stored[s] for s in SUBSET_SETTINGS
-    }
+    stored = {gen.setting(c): c["transformers"] for c in COMMITTED["models"][model_id]["cache"]}
+    measured = {gen.setting(c): c["transformers"] for c in row["cache"]}
+    assert measured == {s: stored[s] for s in SUBSET_SETTINGS}
     assert row["params"]["transformers"] == COMMITTED["models"][model_id]["params"]["transformers"]

@@ -69,6 +69,40 @@ ATTENTION_KINDS = {"full_attention", "sliding_attention", "chunked_attention"}
 #: Qwen families whose sliding layers come from use_sliding_window + max_window_layers.
 QWEN_WINDOW_RULES = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"}
 
+
+def _every(period: int, *, full_first: bool = False, last_full: bool = False) -> Callable[[int, int], bool]:
+    """Layer i of n is full attention every ``period``-th layer: ``(i + 1) % period == 0`` (or
+    ``i % period == 0`` with full_first); optionally the last layer too."""
+    return lambda i, n: (i % period if full_first else (i + 1) % period) == 0 or (last_full and i == n - 1)
+
+
+#: transformers config classes that fill a missing ``layer_types`` with a fixed pattern in their
+#: ``__post_init__`` (``configuration_<type>.py``, transformers 5.23): model_type -> "layer i of n is
+#: full attention" (the others slide). A config.json without ``layer_types`` gets exactly this pattern.
+CLASS_DEFAULT_FULL_LAYERS: dict[str, Callable[[int, int], bool]] = {
+    "gemma2": _every(2),  # Gemma2Config: sliding if (i + 1) % 2
+    "vaultgemma": _every(2),  # VaultGemmaConfig
+    "gpt_oss": _every(2),  # GptOssConfig
+    "olmo3": _every(4),  # Olmo3Config: sliding if (i + 1) % 4 != 0
+    "gemma3n_text": _every(5),  # Gemma3nTextConfig: full if (i + 1) % 5 == 0
+    "kolibri1": _every(5),  # Kolibri1Config
+    "gemma4_text": _every(6),  # Gemma4TextConfig: sliding_window_pattern = 6
+    "gemma4_unified_text": _every(6),
+    "beam": _every(6, last_full=True),  # BeamConfig: every sixth layer and the last one
+    "cwm": _every(4, full_first=True),  # CwmConfig: full if i % 4 == 0
+    "granite_swa": _every(4, full_first=True),  # GraniteSwaConfig
+    "granitemoe_swa": _every(4, full_first=True),  # GraniteMoeSwaConfig
+    "flint": lambda i, n: i < 2 or i % 4 == 1 or i == n - 1,  # FlintConfig
+    "muse_glimmer_text": lambda i, n: (n - 1 - i) % 4 == 0,  # MuseGlimmerTextConfig: from the last layer
+    "muse_spark_text": lambda i, n: (n - 1 - i) % 4 == 0,  # MuseSparkTextConfig
+}
+#: Config classes whose default pattern reads a key: model_type -> (key, its class default, full_first).
+CLASS_DEFAULT_PERIOD_KEYS: dict[str, tuple[str, int, bool]] = {
+    "cohere2": ("sliding_window_pattern", 4, False),  # Cohere2Config: kwargs.pop("sliding_window_pattern", 4)
+    # ModernBertDecoderConfig: layer i slides if i % global_attn_every_n_layers != 0
+    "modernbert-decoder": ("global_attn_every_n_layers", 3, True),
+}
+
 ENCODER_DECODER_TYPES = {
     "bart", "mbart", "marian", "pegasus", "plbart", "mvp", "blenderbot", "blenderbot-small",
     "bigbird_pegasus", "prophetnet", "whisper", "t5", "mt5", "umt5",
@@ -250,6 +284,14 @@ class _Arch:
                 flags = [int((i + 1) % interval != 0) for i in range(n)]
             rope = _int_list(self.f, "no_rope_layers", flags, n)
             return ["full_attention" if rope[i] else "sliding_attention" for i in range(n)]
+        if mt in CLASS_DEFAULT_PERIOD_KEYS and self.f.has("sliding_window"):
+            key, default, full_first = CLASS_DEFAULT_PERIOD_KEYS[mt]
+            period = self.f.int(key, default=default, minimum=1, limit="layers")
+            full = _every(period, full_first=full_first)
+            return ["full_attention" if full(i, n) else "sliding_attention" for i in range(n)]
+        if mt in CLASS_DEFAULT_FULL_LAYERS and self.f.has("sliding_window"):
+            full = CLASS_DEFAULT_FULL_LAYERS[mt]
+            return ["full_attention" if full(i, n) else "sliding_attention" for i in range(n)]
         if self.f.has("sliding_window_pattern") and self.f.has("sliding_window"):
             period = self.f.int("sliding_window_pattern", limit="layers")
             return ["sliding_attention" if (i + 1) % period else "full_attention" for i in range(n)]

@@ -1,9 +1,10 @@
 """Measure the cache Hugging Face transformers really allocates (needs the ``measure`` extra).
 
 The model is built from a config dict on the ``meta`` device, one forward pass with
-``use_cache=True`` is run on ``seq_len`` tokens, and every tensor the returned cache holds is summed
-(``numel * element_size``, each distinct tensor once). Meta tensors have shapes and dtypes but no
-storage, so a 671B-parameter config costs the same as a toy one.
+``use_cache=True`` is run on ``seq_len`` tokens (the prefill), optionally followed by ``decode_steps``
+one-token forward passes that feed the returned cache back (as ``generate()`` does), and every tensor
+the cache then holds is summed (``numel * element_size``, each distinct tensor once). Meta tensors
+have shapes and dtypes but no storage, so a 671B-parameter config costs the same as a toy one.
 
 Stand-ins keep the meta forward fast and data-independent; none of them touches the cache:
 
@@ -11,7 +12,12 @@ Stand-ins keep the meta forward fast and data-independent; none of them touches 
   ``AttentionInterface``, and a shape-only mask registered with ``AttentionMaskInterface``
   (models with their own attention dispatch fall back to eager, then sdpa, still on meta);
 * fused MoE experts: a shape-preserving no-op registered with ``ALL_EXPERTS_FUNCTIONS`` (routing is
-  data-dependent, which meta tensors cannot do).
+  data-dependent, which meta tensors cannot do);
+* Mamba-1 selective scan (Mamba, FalconMamba, Jamba, Zamba: ``mamba_selective_scan`` of their modeling
+  files, a Python loop over every token without the CUDA kernels): on meta it scans the last token only
+  and repeats that output along the sequence. Its final state (the cached ``recurrent_states``) has the
+  same shape and dtype after one step as after L (``[b, intermediate, d_state]``, fp32 from the first
+  step on); the conv state is cached before the scan from the whole sequence, untouched.
 
 ``method="exact"`` runs a real CPU forward with eager attention and real experts instead. It is what
 the stand-ins are checked against (on tiny configs, see tests/test_transformers_validation.py) and
@@ -115,7 +121,13 @@ class CacheMeasurement:
     method: str = "meta"  # "meta" (stand-ins on the meta device) or "exact" (real CPU forward)
     attn_implementation: str = STANDIN
     encoder_len: int | None = None  # encoder-decoder models: encoder positions cross-attended
-    beyond_position_table: bool = False  # seq_len exceeds a learned absolute position table
+    beyond_position_table: bool = False  # tokens exceeds a learned absolute position table
+    decode_steps: int = 0  # one-token forward passes run after the prefill of seq_len tokens
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the cache has seen: the prompt plus one per decode step."""
+        return self.seq_len + self.decode_steps
 
     @property
     def layer_bytes(self) -> list[int]:
@@ -364,9 +376,22 @@ def _build(config: dict, dtype: str, device: str, attn: str) -> tuple[Any, _Plan
 def count_parameters(config: dict) -> int:
     """``sum(p.numel() for p in model.parameters())`` of the model class :func:`measure_cache` runs
     (causal LM of the text config, or the seq2seq / speech model), built on the meta device (tied
-    weights once; the model a measurement already built is reused: dtype and attention do not change
-    the count)."""
-    model, _ = _build(config, "bf16", "meta", STANDIN)
+    weights once; a model a measurement already built is reused: dtype and attention do not change
+    the count). Models whose attention dispatch has no stand-in (Falcon) are built with eager, then sdpa.
+    """
+    ident = _identity(config)
+    built = [model for (i, _, device, _), (model, _) in _MODELS.items() if i == ident and device == "meta"]
+    if built:
+        return sum(p.numel() for p in built[-1].parameters())
+    for attn in (STANDIN, "eager"):
+        try:
+            model, _ = _build(config, "bf16", "meta", attn)
+            break
+        except Exception as exc:  # model code raises anything
+            if not _attention_related(exc):
+                raise
+    else:
+        model, _ = _build(config, "bf16", "meta", "sdpa")
     return sum(p.numel() for p in model.parameters())
 
 
@@ -520,11 +545,12 @@ def _summarise_cache(cache: Any, torch: Any) -> tuple[list[LayerMeasurement], in
 # measuring
 
 
-def _find_cache(output: Any) -> Any:
+def _find_cache(output: Any) -> tuple[str, Any]:
+    """(output attribute, cache): the attribute is also the keyword that feeds the cache back."""
     for attr in _CACHE_OUTPUT_ATTRS:
         value = getattr(output, attr, None)
         if value is not None:
-            return value
+            return attr, value
     raise KVCalcError("the model returned no cache (no past_key_values / cache_params / state)")
 
 
@@ -565,17 +591,106 @@ def _inputs(
     return {"input_features": features, "decoder_input_ids": ids}, enc_len
 
 
+def _decode_inputs(plan: _Plan, output: Any, batch: int, device: str, torch: Any) -> dict[str, Any]:
+    """Inputs of one decode step: one new token per sequence (encoder-decoder models reuse the encoder
+    output of the prefill, as ``generate()`` does; the cross-attention cache is not recomputed)."""
+    ids = torch.zeros((batch, 1), dtype=torch.long, device=device)
+    if plan.inputs == "causal":
+        return {"input_ids": ids}
+    return {"encoder_outputs": (output.encoder_last_hidden_state,), "decoder_input_ids": ids}
+
+
+_SCAN_MODULES = (
+    "transformers.models.mamba.modeling_mamba",
+    "transformers.models.falcon_mamba.modeling_falcon_mamba",
+    "transformers.models.jamba.modeling_jamba",
+    "transformers.models.zamba.modeling_zamba",
+)
+
+
+def _last_token_scan(scan: Callable[..., Any]) -> Callable[..., Any]:
+    """``mamba_selective_scan`` that, on meta tensors, scans only the last token (see the module doc)."""
+
+    def shape_scan(hidden_states: Any, dt: Any, A: Any, B: Any, C: Any, *args: Any, **kwargs: Any) -> Any:
+        seq_len = hidden_states.shape[-1]
+        if hidden_states.device.type != "meta" or seq_len == 1:
+            return scan(hidden_states, dt, A, B, C, *args, **kwargs)
+        # every sequence-bearing input has the sequence last: [b, intermediate | d_state, L]
+        last = [t[..., -1:] for t in (hidden_states, dt, B, C)]
+        if kwargs.get("z") is not None:
+            kwargs["z"] = kwargs["z"][..., -1:]
+        result = scan(last[0], last[1], A, last[2], last[3], *args, **kwargs)
+        if isinstance(result, tuple):
+            out, state = result
+            return out.expand(*out.shape[:-1], seq_len), state
+        return result.expand(*result.shape[:-1], seq_len)
+
+    shape_scan.kvcalc_wraps = scan  # type: ignore[attr-defined]
+    return shape_scan
+
+
+@contextlib.contextmanager
+def _fast_scans() -> Iterator[None]:
+    """Swap in :func:`_last_token_scan` in every loaded Mamba-1 modeling module, restore afterwards."""
+    import sys
+
+    patched = []
+    for name in _SCAN_MODULES:
+        module = sys.modules.get(name)
+        scan = getattr(module, "mamba_selective_scan", None)
+        if scan is not None and not hasattr(scan, "kvcalc_wraps"):
+            module.mamba_selective_scan = _last_token_scan(scan)
+            patched.append((module, scan))
+    try:
+        yield
+    finally:
+        for module, scan in patched:
+            module.mamba_selective_scan = scan
+
+
 def _run(
-    config: dict, seq_len: int, batch: int, dtype: str, device: str, attn: str, enc_len: int | None
-) -> CacheMeasurement:
+    config: dict,
+    seq_len: int,
+    batch: int,
+    dtype: str,
+    device: str,
+    attn: str,
+    enc_len: int | None,
+    decode_steps: int = 0,
+) -> list[CacheMeasurement]:
+    """Prefill seq_len tokens, then decode_steps one-token steps feeding the cache back; the cache is
+    measured after the prefill and after every step (``[prefill, step 1, ...]``)."""
     torch, transformers = _import_backend()
     model, plan = _build(config, dtype, device, attn)
     kwargs, enc_len = _inputs(plan, model, seq_len, batch, enc_len, device, torch)
-    with quiet(transformers), torch.no_grad():
+    scans = _fast_scans() if device == "meta" else contextlib.nullcontext()
+    with quiet(transformers), torch.no_grad(), scans:
         output = model(**kwargs, use_cache=True)
-    cache = _find_cache(output)
+        attr, cache = _find_cache(output)
+        results = [_describe(model, plan, cache, seq_len, 0, batch, dtype, device, attn, enc_len)]
+        for step in range(1, decode_steps + 1):
+            step_inputs = _decode_inputs(plan, output, batch, device, torch)
+            output = model(**step_inputs, **{attr: cache}, use_cache=True)
+            attr, cache = _find_cache(output)
+            results.append(_describe(model, plan, cache, seq_len, step, batch, dtype, device, attn, enc_len))
+    return results
+
+
+def _describe(
+    model: Any,
+    plan: _Plan,
+    cache: Any,
+    seq_len: int,
+    step: int,
+    batch: int,
+    dtype: str,
+    device: str,
+    attn: str,
+    enc_len: int | None,
+) -> CacheMeasurement:
+    """The CacheMeasurement of cache after the prefill of seq_len tokens and `step` decode steps."""
+    torch, _ = _import_backend()
     layers, total, aux, extra = _summarise_cache(cache, torch)
-    storage = _storage_bytes(cache, torch)
     return CacheMeasurement(
         model_type=str(plan.config.model_type),
         model_class=type(model).__name__,
@@ -587,11 +702,12 @@ def _run(
         total=total,
         aux_bytes=aux,
         extra_bytes=extra,
-        storage_bytes=storage,
+        storage_bytes=_storage_bytes(cache, torch),
         method="meta" if device == "meta" else "exact",
         attn_implementation=attn,
         encoder_len=enc_len,
-        beyond_position_table=_position_table_exceeded(model, seq_len, torch),
+        beyond_position_table=_position_table_exceeded(model, seq_len + step, torch),
+        decode_steps=step,
     )
 
 
@@ -604,8 +720,12 @@ def measure_cache(
     method: str = "auto",
     encoder_len: int | None = None,
     timeout: float | None = None,
+    decode_steps: int = 0,
 ) -> CacheMeasurement:
     """Run one forward pass of ``seq_len`` tokens and measure the cache transformers returns.
+
+    ``decode_steps``: one-token forward passes run after that prefill with the returned cache fed back
+    (the cache then has seen ``seq_len + decode_steps`` tokens); the measurement is taken after the last.
 
     ``method``: "meta" (stand-ins on the meta device; models with their own attention dispatch
     fall back to eager, then sdpa, still on meta), "exact" (a real CPU forward with eager attention —
@@ -613,22 +733,27 @@ def measure_cache(
     most EXACT_PARAM_LIMIT parameters). ``encoder_len``: encoder positions of encoder-decoder models
     (default: seq_len for text, ``max_source_positions`` for Whisper-like speech models).
     ``timeout`` (seconds, main thread only) bounds the whole measurement. Results are memoised per
-    (config, seq_len, batch_size, dtype, method, encoder_len) for the life of the process.
+    (config, seq_len, batch_size, dtype, method, encoder_len, decode_steps) for the life of the process;
+    a run with decode steps also memoises the prefill and every earlier step (they cost nothing more).
     """
     if not isinstance(config, dict):
         raise KVCalcError("config must be a config.json dict")
     if seq_len < 1 or batch_size < 1:
         raise KVCalcError("seq_len and batch_size must be >= 1")
+    if not isinstance(decode_steps, int) or decode_steps < 0:
+        raise KVCalcError(f"decode_steps must be an integer >= 0, not {decode_steps!r}")
     dtype = short_dtype(dtype)
     if method not in ("auto", "meta", "exact"):
         raise KVCalcError(f"method must be auto, meta or exact, not {method!r}")
     _import_backend()
     key = (_identity(config), seq_len, batch_size, dtype, method, encoder_len)
-    if key not in _MEASURED:
-        _MEASURED[key] = _measure(config, seq_len, batch_size, dtype, method, encoder_len, timeout)
+    if (*key, decode_steps) not in _MEASURED:
+        steps = _measure(config, seq_len, batch_size, dtype, method, encoder_len, timeout, decode_steps)
+        for step, measured in enumerate(steps):
+            _MEASURED[(*key, step)] = measured
         while len(_MEASURED) > _MEASURED_SIZE:
             _MEASURED.pop(next(iter(_MEASURED)))
-    return _MEASURED[key]
+    return _MEASURED[(*key, decode_steps)]
 
 
 _MEASURED: dict[tuple, CacheMeasurement] = {}
@@ -643,8 +768,9 @@ def _measure(
     method: str,
     encoder_len: int | None,
     timeout: float | None,
-) -> CacheMeasurement:
-    """measure_cache without the memo."""
+    decode_steps: int = 0,
+) -> list[CacheMeasurement]:
+    """measure_cache without the memo: the measurements after the prefill and after each decode step."""
     _import_backend()
     attempts = [("meta", a) for a in (STANDIN, "eager", "sdpa")] if method != "exact" else []
     errors: list[tuple[str, Exception]] = []
@@ -652,7 +778,7 @@ def _measure(
         try:
             for device, attn in attempts:
                 try:
-                    return _run(config, seq_len, batch_size, dtype, device, attn, encoder_len)
+                    return _run(config, seq_len, batch_size, dtype, device, attn, encoder_len, decode_steps)
                 except (KVCalcError, MeasureTimeout):
                     raise
                 except Exception as exc:  # model code raises anything
@@ -661,7 +787,7 @@ def _measure(
                         break
             first = errors[0][1] if errors else None
             if method == "exact" or (_needs_data(first) and _small_enough(config)):
-                return _run(config, seq_len, batch_size, dtype, "cpu", "eager", encoder_len)
+                return _run(config, seq_len, batch_size, dtype, "cpu", "eager", encoder_len, decode_steps)
         except MeasureTimeout as exc:
             raise KVCalcError(f"transformers {config.get('model_type')!r}: {exc}") from exc
         except KVCalcError:
