@@ -173,9 +173,8 @@ export function barFigure(resp, labels, narrow) {
     height: Math.max(260, 90 + rows.length * perBar),
     // Explicit ranges: Plotly then skips autoranging (and a second layout pass) on every update.
     xaxis: axis(t, {
-      title: { text: narrow ? "GiB" : `KV cache at ${fmtTokens(seq)} tokens (GiB)` },
+      ...barTicks(maxX, seq, narrow),
       range: [-0.02 * maxX, 1.06 * maxX], // a little left of 0: the ✕ of a model with no room shows
-      exponentformat: "none", separatethousands: true, // "2,000", not "2k" GiB
     }),
     yaxis: axis(t, {
       autorange: false, range: [rows.length - 0.5, -0.5], ticklabelstandoff: 4, tickmode: "array", tickvals: names, ticktext,
@@ -185,6 +184,24 @@ export function barFigure(resp, labels, narrow) {
     margin: { l: 8, r: 16, t: 36, b: 8 },
   };
   return { data, layout: fixed(layout, narrow) };
+}
+
+/** The bar chart's size axis: Plotly's ticks in GiB up to 1024 GiB; past it, ticks at a round step
+ * of TiB (or PiB) labelled in that unit (the values stay GiB), as format.js prints sizes. */
+function barTicks(maxX, seq, narrow) {
+  const unitTitle = (u) => ({ text: narrow ? u : `KV cache at ${fmtTokens(seq)} tokens (${u})` });
+  const [unit, scale] = maxX >= 1024 ** 2 ? ["PiB", 1024 ** 2] : ["TiB", 1024];
+  if (maxX < 1024) return { title: unitTitle("GiB"), exponentformat: "none", separatethousands: true };
+  const span = (1.06 * maxX) / scale;
+  const raw = span / 5;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * pow).find((v) => v >= raw);
+  const vals = [];
+  for (let v = 0; v <= span + 1e-9; v += step) vals.push(Number(v.toPrecision(12)));
+  const label = new Intl.NumberFormat("en-US", { maximumFractionDigits: 6 });
+  return {
+    title: unitTitle(unit), tickmode: "array", tickvals: vals.map((v) => v * scale), ticktext: vals.map((v) => label.format(v)),
+  };
 }
 
 const lineTraces = new Map(); // key → trace object, reused while its numbers and style are unchanged

@@ -46,6 +46,11 @@ def test_log_axis_ticks_name_their_unit(page: Page, batch: int) -> None:
         assert any(t.endswith("TiB") for t in ticks), ticks
         cell = page.locator("#table tbody tr td[data-col='cache:bf16']").first
         expect(cell).to_contain_text("TiB")
+        bar = page.eval_on_selector_all("#bar-chart .xtick text", "ts => ts.map((t) => t.textContent)")
+        assert bar[0] == "0" and all(re.fullmatch(r"[\d,.]+", t) for t in bar), bar
+        expect(page.locator("#bar-chart .g-xtitle")).to_contain_text("(TiB)")
+    else:
+        expect(page.locator("#bar-chart .g-xtitle")).to_contain_text("(GiB)")
 
 
 def test_typed_context_is_shown_as_typed(page: Page) -> None:
