@@ -139,6 +139,7 @@ function renderLineDataNow() {
   if ($("line-data").open && shown) renderLineData($("line-data-table"), shown);
 }
 
+let legendKey = null; // what the line chart's legend shows (see renderNow)
 let renders = Promise.resolve();
 /** Draw a response: charts, table, insights. Renders run one after another, never interleaved. */
 function render(resp, source) {
@@ -173,13 +174,18 @@ async function renderNow(resp, source) {
     // one does not, so the first paint already shows both charts (see main()).
     if (!first) await nextTask();
     t = performance.now();
-    await draw($("line-chart"), lineFigure(resp, labels, state.models, narrow), narrow);
-    renderLegend($("line-legend"), $("line-chart"), resp, state.models);
+    const lineChart = $("line-chart");
+    await draw(lineChart, lineFigure(resp, labels, state.models, narrow), narrow);
+    // The legend depends on the models and their notes, not on the context: a moved marker keeps it.
+    const key = JSON.stringify([resp.models.map((r) => [r.id, r.name, r.beyond_max, r.max_context, r.same_as]), state.models, resp.settings.kv_dtypes]);
+    if (lineChart.dataset.update === "full" || key !== legendKey) renderLegend($("line-legend"), lineChart, resp, state.models);
+    legendKey = key;
     span("line", t);
   } else {
     charts.classList.add("failed");
     $("bar-chart").textContent = "The charting library (Plotly) did not load; the table below has every number.";
   }
+  if (!first) await nextTask(); // the table and insights in a task of their own
   const t = performance.now();
   renderTableNow();
   renderLineDataNow();

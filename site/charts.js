@@ -381,15 +381,21 @@ function setVisible(chart, id, show) {
   if (idx.length) globalThis.Plotly.restyle(chart, { visible: show ? true : "legendonly" }, idx);
 }
 
-/** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged.
+/** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged
+ * (`el.dataset.update` says which: none, marker or full).
  * A figure whose traces are the ones drawn (same `dataKey`) and differs only in its `marker` fields
  * (the chosen context) is updated by one Plotly.relayout of those fields: its traces are not
  * touched, so a slider step costs the bars and a moved rule. */
 const drawnKeys = new WeakMap();
 const drawnData = new WeakMap();
 export async function draw(el, fig, narrow = isNarrow()) {
-  if (fig.key && drawnKeys.get(el) === fig.key) return el;
+  if (fig.key && drawnKeys.get(el) === fig.key) {
+    el.dataset.update = "none";
+    return el;
+  }
+  el.dataset.update = "full"; // what this draw did: none | marker | full (app.js then skips the legend)
   if (fig.dataKey && drawnData.get(el) === fig.dataKey && el.data && el.layout) {
+    el.dataset.update = "marker";
     const patch = {};
     for (const [k, v] of Object.entries(fig.marker)) {
       const now = k === "xaxis.range" ? el.layout.xaxis?.range : undefined;

