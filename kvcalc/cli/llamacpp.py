@@ -206,7 +206,8 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def model_and_machine(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(model or None, GGUF header or None, machine) from MODEL, ``--gguf`` and ``--gpu``/``--machine``."""
     from kvcalc.deploy import llamacpp_plan as P
     from kvcalc.errors import KVCalcError
 
@@ -221,6 +222,13 @@ def run_plan(args: argparse.Namespace) -> int:
         machine = P.gpu_machine(args.gpu, args.num_gpus or 1, args.ram_gb, args.vram_gib)
     else:
         raise KVCalcError("gpu: give --gpu NAME [--num-gpus N] or --machine (a Mac, e.g. m3-max-64gb)")
+    return model, header, machine
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from kvcalc.deploy import llamacpp_plan as P
+
+    model, header, machine = model_and_machine(args)
     pl = P.plan(model, machine, settings(args), quant=args.quant, gguf=header,
                 n_gpu_layers=args.n_gpu_layers, n_cpu_moe=args.n_cpu_moe)  # fmt: skip
     name = model.name if model else header.metadata.get("general.name") or args.model

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kvcalc.cli.common import _emit, _gib, parse_tokens, resolve_model
+from kvcalc.cli.common import _emit, _gib, parse_tokens
 from kvcalc.deploy import ollama as O
 
 ENGINE = "ollama"
@@ -57,21 +57,9 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from kvcalc.cli.llamacpp import is_gguf, read_gguf
-    from kvcalc.deploy import llamacpp_plan as P
-    from kvcalc.errors import KVCalcError
+    from kvcalc.cli.llamacpp import is_gguf, model_and_machine
 
-    if is_gguf(args.model):
-        header, model = read_gguf(args.model), None
-    else:
-        header = read_gguf(args.gguf) if args.gguf else None
-        model = resolve_model(args.model)
-    if args.machine:
-        machine = P.get_machine(args.machine, wired_limit_mb=args.wired_limit_mb)
-    elif args.gpu or args.vram_gib:
-        machine = P.gpu_machine(args.gpu, args.num_gpus or 1, args.ram_gb, args.vram_gib)
-    else:
-        raise KVCalcError("gpu: give --gpu NAME [--num-gpus N] or --machine (a Mac, e.g. m3-max-64gb)")
+    model, header, machine = model_and_machine(args)
     settings = O.Settings(
         num_ctx=args.num_ctx,
         context_length=args.ollama_context_length,

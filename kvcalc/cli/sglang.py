@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kvcalc.cli.common import _emit, _gib, _positive, _table, _tokens, resolve_model
+from kvcalc.cli.common import _emit, _fraction, _gib, _positive, _table, _tokens, resolve_model
 from kvcalc.cli.trtllm import _bytes
 from kvcalc.deploy.sglang_plan import plan_sglang
 from kvcalc.engines import sglang
@@ -23,22 +23,12 @@ SOURCE = (
 )
 
 
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
-
-
 def add_options(p: argparse.ArgumentParser, *, plan: bool) -> None:
     """SGLang server arguments (``--engine sglang``)."""
     g = p.add_argument_group("SGLang (--engine sglang)")
     g.add_argument("--page-size", type=_positive, help="default 1 (64 for DeepSeek DSA)")
-    g.add_argument("--swa-full-tokens-ratio", type=_ratio, default=sglang.SWA_FULL_TOKENS_RATIO)
-    g.add_argument("--mamba-full-memory-ratio", type=_ratio, default=sglang.MAMBA_FULL_MEMORY_RATIO)
+    g.add_argument("--swa-full-tokens-ratio", type=_fraction, default=sglang.SWA_FULL_TOKENS_RATIO)
+    g.add_argument("--mamba-full-memory-ratio", type=_fraction, default=sglang.MAMBA_FULL_MEMORY_RATIO)
     g.add_argument("--mamba-ssm-dtype", choices=("float32", "bfloat16", "float16"), help="default: config")
     g.add_argument("--disable-radix-cache", action="store_true", help="one state slot per request")
     g.add_argument("--context-length", type=_tokens, help="lower the model's context length")
@@ -49,7 +39,7 @@ def add_options(p: argparse.ArgumentParser, *, plan: bool) -> None:
             help="bytes per rank SGLang sizes its pools from: free after loading the weights − free before "
             "loading × (1 − mem_fraction_static), e.g. 40GiB",
         )
-        g.add_argument("--mem-fraction-static", type=_ratio, help="default: SGLang's for the GPU and tp")
+        g.add_argument("--mem-fraction-static", type=_fraction, help="default: SGLang's for the GPU and tp")
         g.add_argument("--max-running-requests", type=_positive, help="default: from the pool size")
         g.add_argument("--chunked-prefill-size", type=_positive, help="default: by GPU memory tier")
 
