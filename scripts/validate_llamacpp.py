@@ -577,18 +577,7 @@ def write_markdown(doc: dict[str, Any]) -> None:
         model = load_model(ROOT / entry["config"])
         exact = matched = 0
         for r in rows:
-            st = r["settings"]
-            s = L.Settings(
-                n_ctx=st["n_ctx"],
-                n_parallel=st["n_seq_max"],
-                kv_unified=st["kv_unified"],
-                type_k=st["type_k"],
-                type_v=st["type_v"],
-                flash_attn=st["flash_attn"],
-                swa_full=st["swa_full"],
-                n_batch=st["n_batch"],
-                n_ubatch=st["n_ubatch"],
-            )
+            s = L.Settings.from_cparams(r["settings"])
             try:
                 mem = L.memory(model, s)
             except KVCalcError as exc:

@@ -29,20 +29,6 @@ def _model(name: str) -> Any:
     return load_model(ROOT / "configs" / name / "config.json")
 
 
-def _settings(s: dict[str, Any]) -> L.Settings:
-    return L.Settings(
-        n_ctx=s["n_ctx"],
-        n_parallel=s["n_seq_max"],
-        kv_unified=s["kv_unified"],
-        type_k=s["type_k"],
-        type_v=s["type_v"],
-        flash_attn=s["flash_attn"],
-        swa_full=s["swa_full"],
-        n_batch=s["n_batch"],
-        n_ubatch=s["n_ubatch"],
-    )
-
-
 def test_validation_covers_the_issue_models() -> None:
     """Issue 15's list, each at >= 2 contexts, f16/q8_0/q4_0, -np 1 and 4."""
     for name in (
@@ -69,7 +55,7 @@ def test_every_measured_row(name: str) -> None:
     entry = DOC["models"][name]
     assert entry.get("rows"), entry.get("error")
     for row in entry["rows"]:
-        s = _settings(row["settings"])
+        s = L.Settings.from_cparams(row["settings"])
         if not row["ok"]:
             reason = row["error"].rsplit("llama_init_from_model: ", 1)[-1]
             with pytest.raises(KVCalcError) as exc:
@@ -409,7 +395,7 @@ def test_gguf_header_alone_gives_the_same_answer(path: Path) -> None:
     assert model_bytes == {sum(-(-t.nbytes // 32) * 32 for t in header.tensors)}
     for row in rows:
         if row["ok"]:
-            mem = L.memory(header, _settings(row["settings"]))
+            mem = L.memory(header, L.Settings.from_cparams(row["settings"]))
             assert mem.bytes == row["context_bytes"], row["settings"]
             assert [c.log for c in mem.caches] == [c["log"] for c in row["caches"]], row["settings"]
 

@@ -152,6 +152,22 @@ class Settings:
     n_batch: int = N_BATCH
     n_ubatch: int = N_UBATCH
 
+    @classmethod
+    def from_cparams(cls, c: Mapping[str, Any]) -> Settings:
+        """From llama.cpp's own context-parameter names (``n_seq_max`` is ``-np``), as
+        scripts/validate_llamacpp.py records each measured context."""
+        return cls(
+            n_ctx=c["n_ctx"],
+            n_parallel=c["n_seq_max"],
+            kv_unified=c["kv_unified"],
+            type_k=c["type_k"],
+            type_v=c["type_v"],
+            flash_attn=c["flash_attn"],
+            swa_full=c["swa_full"],
+            n_batch=c["n_batch"],
+            n_ubatch=c["n_ubatch"],
+        )
+
     def checked(self) -> Settings:
         """Validated copy (names the bad flag)."""
         fa = str(self.flash_attn).strip().lower()
