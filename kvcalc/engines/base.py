@@ -70,7 +70,7 @@ def check_kv_heads_split(model: Model, tp: int) -> None:
                 )
 
 
-def serving_precision(model: Model, req: Request, leaf: LayerSpec | None = None) -> Precision:
+def serving_precision(model: Model, req: Request) -> Precision:
     """K/V in the cache dtype, conv/linear states in the model dtype, recurrent ssm state in fp32."""
     return Precision(kv=get_dtype(req.kv_dtype), state=get_dtype(model.dtype), ssm=FP32)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kvcalc.core.layers import ChunkedAttention, SlidingWindow
 from kvcalc.core.model import Model
-from kvcalc.engines import kv_bytes_per_token, layer_bytes, vllm_layer_bytes_over
+from kvcalc.engines import kv_bytes_per_token, kv_bytes_per_token_short, layer_bytes, vllm_layer_bytes_over
 from kvcalc.engines.vllm import CONCURRENT_BATCHES as VLLM_CONCURRENT_BATCHES
 
 MIN_CONTEXT = 1024
@@ -199,8 +199,7 @@ class Prepared:
         """Bytes one more token adds at short context (ideal; sliding layers still growing)."""
         key = ("token_bytes", dtype, tp)
         if key not in self.memo:
-            eng = Engine(tensor_parallel_size=tp)
-            self.memo[key] = self.total(2, 1, dtype, eng) - self.total(1, 1, dtype, eng)
+            self.memo[key] = kv_bytes_per_token_short(self.model, dtype, tensor_parallel_size=tp)
         return self.memo[key]  # type: ignore[return-value]
 
     def long_token_bytes(self, dtype: str, tp: int = 1) -> int:
