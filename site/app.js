@@ -348,23 +348,61 @@ function onChange(patch) {
   }
 }
 
-async function addCustomModel({ text, name }) {
-  if (worker === "error") return "The calculator could not start, so custom models cannot be computed here.";
+/** A config's content, parsed and re-serialised with sorted keys (null when not JSON): two pastes of
+ * the same config.json, however indented or ordered, give the same string. */
+function normalisedConfig(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return JSON.stringify(value, (key, v) => (v && typeof v === "object" && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
+    : v));
+}
+
+/** The custom model already added with this Hub id or the same config content (then it is selected):
+ * {name, duplicate: true}, or null when there is none. */
+function findAdded({ text, hub }) {
+  const key = text === undefined ? null : normalisedConfig(text);
+  const same = state.custom.find((c) => (hub && c.hub === hub) || (key !== null && normalisedConfig(c.text) === key));
+  if (!same) return null;
+  if (!state.models.includes(same.id)) onChange({ models: [...state.models, same.id] });
+  return { name: same.name, duplicate: true };
+}
+
+/** Names a new model must not take: every selected model's and every custom model's. */
+function takenNames() {
+  return [...state.models.map((id) => controls.nameOf(id)), ...state.custom.map((c) => c.name)].filter(Boolean);
+}
+
+/** Add a pasted or fetched config: {error} or {name, duplicate} (see custom.js). Python names it
+ * (kvcalc.web.names: typed, the config's own, or "Custom N (architecture)", unique on the page). */
+async function addCustomModel({ text, name, hub }) {
+  if (worker === "error") return { error: "The calculator could not start, so custom models cannot be computed here." };
+  const known = findAdded({ text, hub });
+  if (known) return known;
   try {
     await startPython().ready;
   } catch (error) {
-    return `The calculator could not start: ${error.message}`;
+    return { error: `The calculator could not start: ${error.message}` };
   }
+  const again = findAdded({ text, hub }); // added meanwhile (e.g. a second click while Python loaded)
+  if (again) return again;
   const used = state.custom.map((c) => Number(c.id.split("-")[1]));
   const id = `custom-${Math.max(0, ...used) + 1}`;
-  const resp = await startPython().call({ op: "load", models: [{ id, name: name || undefined, config_text: text }] });
-  if (!resp.ok) return resp.error;
-  if (resp.errors.length) return resp.errors[0].error;
+  const resp = await startPython().call({
+    op: "load", models: [{ id, name: name || undefined, config_text: text }], taken: takenNames(),
+  });
+  if (!resp.ok) return { error: resp.error };
+  if (resp.errors.length) return { error: resp.errors[0].error };
   sent.add(id);
-  const custom = [...state.custom, { id, name: resp.models[0].name, text }];
+  const added = { id, name: resp.models[0].name, text, ...(hub ? { hub } : {}) };
+  const custom = [...state.custom, added];
   controls.setCustom(custom);
   onChange({ custom, models: [...state.models, id] });
-  return null;
+  return { name: added.name, duplicate: false };
 }
 
 // ------------------------------------------------------------------ start
@@ -465,7 +503,7 @@ async function main() {
   controls = new Controls({ data, onChange, styleOf: modelStyle });
   syncControls();
   initCSV();
-  initCustom(addCustomModel);
+  initCustom(addCustomModel, findAdded);
   initPanels({ data, python: startPython });
   window.addEventListener("hashchange", async () => {
     await applyHash();

@@ -37,14 +37,32 @@ async function fetchConfig(id) {
   }
 }
 
-/** Wire both forms; addModel({text, name}) resolves to an error message (string) or null on success. */
-export function initCustom(addModel) {
+/** The confirmation under a form once a model is added, or found already added. */
+export function addedMessage({ name, duplicate }) {
+  return duplicate
+    ? `Already added as “${name}”: it is selected in the charts.`
+    : `Added “${name}” to the charts.`;
+}
+
+/** Focus stays on the form: a button disabled while it worked lost it (to <body>), so it gets it back. */
+function keepFocus(button) {
+  const active = document.activeElement;
+  if (!active || active === document.body || active === button) button.focus();
+}
+
+/**
+ * Wire both forms. addModel({text, name, hub}) resolves to {error} or {name, duplicate}; findAdded({hub})
+ * returns {name, duplicate: true} when that Hub id is already added (then it is selected, not fetched).
+ */
+export function initCustom(addModel, findAdded) {
   const pasteForm = $("paste-form");
   const pasteError = $("paste-error");
+  const pasteStatus = $("paste-status");
   const paste = $("paste");
   pasteForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     pasteError.textContent = "";
+    pasteStatus.textContent = "";
     paste.removeAttribute("aria-invalid");
     if (!paste.value.trim()) {
       pasteError.textContent = "config: paste the contents of a config.json first.";
@@ -53,22 +71,26 @@ export function initCustom(addModel) {
     }
     const button = pasteForm.querySelector("button");
     button.disabled = true;
-    const error = await addModel({ text: paste.value, name: $("paste-name").value.trim() || null });
+    const result = await addModel({ text: paste.value, name: $("paste-name").value.trim() || null });
     button.disabled = false;
-    if (error) {
-      pasteError.textContent = error;
+    keepFocus(button);
+    if (result.error) {
+      pasteError.textContent = result.error;
       paste.setAttribute("aria-invalid", "true");
     } else {
-      $("paste-name").value = "";
+      pasteStatus.textContent = addedMessage(result);
+      if (!result.duplicate) $("paste-name").value = "";
     }
   });
 
   const hfForm = $("hf-form");
   const hfError = $("hf-error");
+  const hfStatus = $("hf-status");
   const hfInput = $("hf-id");
   hfForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     hfError.textContent = "";
+    hfStatus.textContent = "";
     const id = hfInput.value.trim().replace(/^https:\/\/huggingface\.co\//, "").replace(/\/+$/, "");
     if (!HF_ID.test(id) || id.includes("..")) {
       hfError.textContent = "Model id: expected owner/model, e.g. Qwen/Qwen3-8B.";
@@ -76,6 +98,11 @@ export function initCustom(addModel) {
       return;
     }
     hfInput.removeAttribute("aria-invalid");
+    const known = findAdded({ hub: id });
+    if (known) {
+      hfStatus.textContent = addedMessage(known);
+      return;
+    }
     const button = $("hf-fetch");
     button.disabled = true;
     button.textContent = "Fetching…";
@@ -85,11 +112,13 @@ export function initCustom(addModel) {
         hfError.textContent = hfMessage(id, failure);
         return;
       }
-      const error = await addModel({ text, name: id });
-      if (error) hfError.textContent = `${id}: ${error}`;
+      const result = await addModel({ text, name: id, hub: id });
+      if (result.error) hfError.textContent = `${id}: ${result.error}`;
+      else hfStatus.textContent = addedMessage(result);
     } finally {
       button.disabled = false;
       button.textContent = "Fetch config.json";
+      keepFocus(button);
     }
   });
 }

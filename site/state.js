@@ -49,7 +49,7 @@ async function pipe(bytes, stream) {
 }
 
 async function packCustom(custom) {
-  const json = JSON.stringify(custom.map(({ id, name, text }) => ({ id, name, text })));
+  const json = JSON.stringify(custom.map(({ id, name, text, hub }) => ({ id, name, text, ...(hub ? { hub } : {}) })));
   return b64url(await pipe(new TextEncoder().encode(json), new CompressionStream("deflate-raw")));
 }
 
@@ -62,9 +62,11 @@ async function unpackCustom(text) {
   return list.map((item) => {
     const ok = item && typeof item === "object" && typeof item.id === "string" && CUSTOM_ID.test(item.id)
       && typeof item.text === "string" && item.text.length <= MAX_CONFIG_CHARS
-      && (item.name === undefined || item.name === null || typeof item.name === "string");
+      && (item.name === undefined || item.name === null || typeof item.name === "string")
+      && (item.hub === undefined || (typeof item.hub === "string" && item.hub.length <= MAX_NAME));
     if (!ok) throw new Error("malformed model entry");
-    return { id: item.id, name: (item.name || "").slice(0, MAX_NAME), text: item.text };
+    const entry = { id: item.id, name: (item.name || "").slice(0, MAX_NAME), text: item.text };
+    return item.hub ? { ...entry, hub: item.hub } : entry; // the Hub id it was fetched as (no second fetch)
   });
 }
 

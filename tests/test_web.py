@@ -230,6 +230,65 @@ def test_hostile_name_stays_a_plain_string() -> None:
     assert loaded["models"][0]["name"] == name
 
 
+PHI2 = "microsoft/phi-2"
+QWEN7 = "Qwen/Qwen2.5-7B-Instruct"
+
+
+def _named(hf_id: str, taken: list[str], name: str | None = None, **changes: Any) -> dict[str, Any]:
+    """``load`` with the page's taken names: how the page names one added model."""
+    config = {**hf_config(hf_id), **changes}
+    item = {"id": f"custom-{hf_id}", "config_text": json.dumps(config), **({"name": name} if name else {})}
+    return call({"op": "load", "models": [item], "taken": taken})
+
+
+@pytest.mark.parametrize(
+    ("hf_id", "typed", "taken", "changes", "want"),
+    [
+        # no name anywhere: numbered, then the architecture (the first N no taken name uses)
+        (LLAMA, None, [], {}, "Custom 1 (LlamaForCausalLM)"),
+        (QWEN7, None, ["Custom 1 (LlamaForCausalLM)"], {}, "Custom 2 (Qwen2ForCausalLM)"),
+        (LLAMA, None, ["custom 1 (x)", "Custom 3 (y)"], {}, "Custom 2 (LlamaForCausalLM)"),
+        # the config's own _name_or_path: a Hub id whole, a local path's last component
+        (PHI2, None, [], {}, "microsoft/phi-2"),
+        (PHI2, None, ["Microsoft/Phi-2"], {}, "microsoft/phi-2 (2)"),
+        (LLAMA, None, [], {"_name_or_path": "/home/me/ckpt/llama-8b-ft/"}, "llama-8b-ft"),
+        (LLAMA, None, [], {"_name_or_path": "C:\\models\\my-llama"}, "my-llama"),
+        (LLAMA, None, [], {"_name_or_path": " / "}, "Custom 1 (LlamaForCausalLM)"),
+        # a typed name stays as typed (trimmed), made unique
+        (PHI2, "  My phi  ", [], {}, "My phi"),
+        (MISTRAL, "Llama-3.1-8B", ["Llama-3.1-8B", "Llama-3.1-8B (2)"], {}, "Llama-3.1-8B (3)"),
+        (LLAMA, "x" * 300, ["x" * 200], {}, "x" * 196 + " (2)"),
+    ],
+)
+def test_added_models_get_useful_unique_names(
+    hf_id: str, typed: str | None, taken: list[str], changes: dict[str, Any], want: str
+) -> None:
+    out = _named(hf_id, taken, typed, **changes)
+    assert out["ok"] and out["errors"] == [] and out["models"][0]["name"] == want
+    assert len(want) <= web.MAX_NAME
+
+
+def test_names_are_unique_within_one_load_and_errors_keep_the_typed_name() -> None:
+    out = call(
+        {
+            "op": "load",
+            "models": [
+                {"id": "a", "config": hf_config(LLAMA)},
+                {"id": "b", "config": hf_config(QWEN7)},
+                {"id": "c", "name": "Broken", "config_text": "{"},
+            ],
+            "taken": [],
+        }
+    )
+    names = [m["name"] for m in out["models"]]
+    assert names == ["Custom 1 (LlamaForCausalLM)", "Custom 2 (Qwen2ForCausalLM)"]
+    assert out["errors"][0]["name"] == "Broken" and out["errors"][0]["error"].startswith("config: not valid")
+    assert call({"op": "load", "models": [], "taken": "x"})["error"].startswith("taken: expected a list")
+    # without "taken" (the CLI-like default), the name is the one the config gives itself, as before
+    plain = call({"op": "load", "models": [{"id": "d", "config": hf_config(LLAMA)}]})
+    assert plain["models"][0]["name"] == "LlamaForCausalLM"
+
+
 def test_load_reports_facts_and_errors() -> None:
     out = call({"op": "load", "models": [entry(MISTRAL), {"id": "bad", "config_text": "[]"}]})
     assert out["models"][0]["attention"] == "SWA"

@@ -5,7 +5,10 @@ Requests (``op``):
 - ``version`` → ``{version}``
 - ``catalog`` → dtypes, engines, GPUs, display labels and the modelled vLLM releases (``vllm_versions``,
   newest last: a select for plans and explain) the page's controls offer
-- ``load`` with ``models: [{id, name?, config | config_text}]`` → facts per model, plus ``errors``
+- ``load`` with ``models: [{id, name?, config | config_text}]`` → facts per model, plus ``errors``;
+  with ``taken`` (the names already on the page) each model is named for the page by
+  :func:`kvcalc.web.names.custom_name` (typed name, the config's own, or "Custom N (architecture)"),
+  unique among ``taken`` and each other
 - ``compare`` with ``models`` (as for ``load``; an ``id`` alone reuses the parsed model) and
   ``seq_len, batch_size, kv_dtypes, engine, tensor_parallel_size, gpu`` → per-model numbers, chart
   lines (unless ``lines: false``), insights, and ``errors`` for the models that failed (the others
@@ -44,6 +47,7 @@ from kvcalc.errors import KVCalcError
 from kvcalc.web.engines import engine_seq_len, side_by_side
 from kvcalc.web.insights import insights
 from kvcalc.web.local import local, local_catalog
+from kvcalc.web.names import custom_name
 from kvcalc.web.series import KIND_LABELS, MAX_CONTEXT, Engine, Prepared, max_context
 
 MAX_MODELS = 64
@@ -450,9 +454,45 @@ def _compare(req: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_TAKEN = 4096
+
+
 def _load(req: Mapping[str, Any]) -> dict[str, Any]:
-    good, errors = _models(req)
+    taken = req.get("taken")
+    good, errors = _models(req) if taken is None else _named_models(req, _taken(taken))
     return {"models": [describe(i, p) for i, p in good], "errors": errors}
+
+
+def _unnamed(item: Any) -> Any:
+    return {k: v for k, v in item.items() if k != "name"} if isinstance(item, Mapping) else item
+
+
+def _taken(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_TAKEN or not all(isinstance(v, str) for v in value):
+        raise KVCalcError(f"taken: expected a list of at most {MAX_TAKEN:,} model names")
+    return list(value)
+
+
+def _named_models(
+    req: Mapping[str, Any], taken: list[str]
+) -> tuple[list[tuple[str, Prepared]], list[dict[str, str]]]:
+    """:func:`_models`, each model then named for the page (:func:`kvcalc.web.names.custom_name`):
+    the typed name, else the config's own, else "Custom N (architecture)", unique among ``taken``."""
+    items = req.get("models", [])
+    if not isinstance(items, list):
+        raise KVCalcError("models: expected a list")
+    typed = {i["id"]: i.get("name") for i in items if isinstance(i, Mapping) and isinstance(i.get("id"), str)}
+    good, errors = _models({"models": [_unnamed(i) for i in items]})
+    for error in errors:  # a model that failed keeps the name it was given
+        if isinstance(typed.get(error["id"]), str) and typed[error["id"]].strip():
+            error["name"] = typed[error["id"]].strip()[:MAX_NAME]
+    named = []
+    for index, (model_id, prep) in enumerate(good):
+        config, want = _cache[model_id][0], typed.get(model_id)
+        name = custom_name(config, prep.model, None if want is None else _text(want, "name"), taken)
+        taken.append(name)
+        named.append(_prepared({"id": model_id, "name": name, "config": config}, index))
+    return named, errors
 
 
 def catalog() -> dict[str, Any]:
