@@ -217,6 +217,7 @@ export function lineFigure(resp, labels, order, narrow) {
   const { kv_dtypes: dtypes, tensor_parallel_size: tp, engine, batch_size: batch, seq_len: seq } = resp.settings;
   const traces = [];
   const keys = [];
+  const past = []; // shapes: each line past its model's max context
   if (lineTraces.size > 500) lineTraces.clear();
   resp.models.forEach((row, n) => {
     const style = modelStyle(order.indexOf(row.id) < 0 ? n : order.indexOf(row.id));
@@ -245,36 +246,18 @@ export function lineFigure(resp, labels, order, narrow) {
       }
       traces.push(lineTraces.get(key));
       // Past the model's max context (the bars show the chosen context anyway): a thin, faded
-      // continuation from its last point to the chosen context, ending in an ✕.
+      // dotted continuation from its last point to the chosen context, ending in an ✕ — shapes, not
+      // traces, so a context change redraws them without Plotly recalculating a single line.
       const line = row.lines[d];
       const end = line.x[line.x.length - 1];
-      if (row.beyond_max && seq > end) {
-        traces.push({
-          type: "scatter",
-          mode: "lines+markers",
-          name: `${plotText(row.name)} (past max context)`,
-          meta: row.id,
-          x: [end, seq],
-          y: [toGiB(line.y[line.y.length - 1]), toGiB(row.cache[d])],
-          opacity: 0.55,
-          line: { color: style.color, width: 1, dash: "dot" },
-          marker: { symbol: "x-thin-open", size: [0, 10], color: style.color, line: { width: 2, color: style.color } },
-          customdata: [fmtTokens(end), fmtTokens(seq)].map((x, j) => [x, fmtGiB(j ? row.cache[d] : line.y[line.y.length - 1])]),
-          hovertemplate: `<b>${plotText(row.name)}</b> · ${dtypeLabel(d)}<br>⚠ past its max context (${fmtTokens(row.max_context)})<br>%{customdata[0]} tokens: %{customdata[1]}<extra></extra>`,
-        });
-      }
+      if (row.beyond_max && seq > end) past.push(...pastMax(row.id, style.color, end, line.y[line.y.length - 1], seq, row.cache[d]));
     });
   });
-  // The chosen context: a vertical rule, labelled.
-  const marker = contextMarker(seq);
-  const shapes = [{ type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.fg, width: 1.5, dash: "dash" } }];
-  const annotations = [{
-    xref: "x", yref: "paper", x: marker["annotations[0].x"], y: 1, xanchor: "right", yanchor: "bottom", showarrow: false,
-    text: marker["annotations[0].text"], font: { size: 10, color: t.fg },
-  }];
+  // The chosen context: a vertical rule, labelled (shape 0).
+  const shapes = [contextRule(seq, t), ...past];
   // Explicit log ranges (Plotly then skips autoranging on updates): all lines, the chosen context, 5% padding.
   const xs = [seq, ...traces.flatMap((tr) => [tr.x[0], tr.x[tr.x.length - 1]])];
-  const ys = traces.flatMap((tr) => tr.y.filter((v) => v > 0));
+  const ys = [...traces.flatMap((tr) => tr.y.filter((v) => v > 0)), ...past.filter((p) => p.y1 > 0 && !p.xsizemode).map((p) => p.y1)];
   const pad = (lo, hi) => [Math.log10(lo) - 0.05 * Math.log10(hi / lo || 10), Math.log10(hi) + 0.05 * Math.log10(hi / lo || 10)];
   const xRange = xs.length ? pad(Math.min(...xs), Math.max(...xs)) : [3, 5];
   const yRange = ys.length ? pad(Math.min(...ys), Math.max(...ys)) : [-2, 2];
@@ -294,30 +277,50 @@ export function lineFigure(resp, labels, order, narrow) {
     hovermode: "closest",
     margin: { l: 8, r: 16, t: 24, b: 8 },
     shapes,
-    annotations,
   };
-  // Everything but the context marker and the x range: when only those change (a context change
-  // with no model past its max), draw() moves the marker instead of handing Plotly every trace again.
-  const past = traces.filter((tr) => tr.name.endsWith("(past max context)")).map((tr) => [tr.meta, tr.x, tr.y]);
-  const dataKey = JSON.stringify([keys, past, narrow, t, yRange]);
+  // The traces do not depend on the context: when they are the ones drawn (same dataKey), draw()
+  // hands Plotly only the context's shapes and the axis ranges (Plotly.relayout), not a trace.
+  const dataKey = JSON.stringify([keys, narrow, t]);
+  const yTickFields = Object.fromEntries(Y_TICK_FIELDS.map((k) => [`yaxis.${k}`, layout.yaxis[k] ?? null]));
   return {
-    data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t]), dataKey,
-    marker: { ...marker, "xaxis.range": xRange },
+    data: traces, layout: fixed(layout, narrow), key: JSON.stringify([keys, seq, narrow, t, shapes]), dataKey,
+    marker: { shapes, "xaxis.range": xRange, "yaxis.range": yRange, ...yTickFields },
   };
 }
 
+/** The chosen-context rule: a dashed vertical line across the plot, labelled at its top. A shape's
+ * label, not an annotation: replacing the shapes redraws only them (~1 ms), while an edited
+ * annotation makes Plotly measure text again (~25 ms; both measured on the built page). */
+function contextRule(seq, t) {
+  return {
+    type: "line", xref: "x", yref: "paper", x0: seq, x1: seq, y0: 0, y1: 1, line: { color: t.fg, width: 1.5, dash: "dash" },
+    label: { text: `chosen: ${fmtTokens(seq)}`, textangle: 0, textposition: "end", xanchor: "right", yanchor: "bottom", font: { size: 10, color: t.fg } },
+  };
+}
+
+const PAST_OPACITY = 0.55;
+/** One line past its model's max context: the dotted segment from its last point (end, yEnd bytes)
+ * to the chosen context (seq, bytes), and an ✕ (two 10 px strokes) at its end; `name` is the model
+ * id (highlight and hide find its shapes by it). */
+function pastMax(id, color, end, yEnd, seq, bytes) {
+  const common = { name: id, xref: "x", yref: "y", opacity: PAST_OPACITY, visible: true };
+  const cross = ([y0, y1]) => ({
+    ...common, type: "line", xsizemode: "pixel", ysizemode: "pixel", xanchor: seq, yanchor: toGiB(bytes),
+    x0: -5, x1: 5, y0, y1, line: { color, width: 2 },
+  });
+  return [
+    { ...common, type: "line", x0: end, x1: seq, y0: toGiB(yEnd), y1: toGiB(bytes), line: { color, width: 1, dash: "dot" } },
+    cross([-5, 5]),
+    cross([5, -5]),
+  ];
+}
+
+const Y_TICK_FIELDS = ["tickmode", "tickvals", "ticktext", "dtick", "exponentformat", "tickformat"];
 /** The log-log chart's size ticks: labelled values in GiB, TiB, PiB (format.js logSizeTicks), else
  * Plotly's own powers of ten. */
 function yTicks(range) {
   const ticks = logSizeTicks(range[0], range[1]);
   return ticks ? { tickmode: "array", ...ticks } : { dtick: 1, exponentformat: "none", tickformat: "~g" };
-}
-
-/** The layout fields of the chosen-context rule and its label, as Plotly.relayout takes them. */
-function contextMarker(seq) {
-  return {
-    "shapes[0].x0": seq, "shapes[0].x1": seq, "annotations[0].x": Math.log10(seq), "annotations[0].text": `chosen: ${fmtTokens(seq)}`,
-  };
 }
 
 /** The line chart's legend as HTML (names as text): one toggle button per model, hiding its lines;
@@ -364,28 +367,41 @@ export function renderLegend(list, chart, resp, order) {
     return li;
   });
   list.replaceChildren(...items);
+  hiddenModels.set(chart, new Set());
   for (const id of hidden) setVisible(chart, id, false);
 }
 
-/** Fade every line but model `id`'s (null: show all as drawn). */
+/** Fade every line but model `id`'s (null: show all as drawn), its past-max shapes with it. */
 function highlight(chart, id) {
   const traces = chart.data ?? [];
   if (!traces.length || !globalThis.Plotly) return;
-  const past = (tr) => tr.name.endsWith("(past max context)");
-  const opacity = traces.map((tr) => (id === null || tr.meta === id ? (past(tr) ? 0.55 : 1) : 0.12));
+  const opacity = traces.map((tr) => (id === null || tr.meta === id ? 1 : 0.12));
   globalThis.Plotly.restyle(chart, { opacity });
+  const shapes = chart.layout?.shapes ?? [];
+  if (shapes.some((s) => s.name)) {
+    const faded = shapes.map((s) => (s.name ? { ...s, opacity: id === null || s.name === id ? PAST_OPACITY : 0.12 } : s));
+    globalThis.Plotly.relayout(chart, { shapes: faded });
+  }
 }
 
 function setVisible(chart, id, show) {
+  const hidden = hiddenModels.get(chart) ?? new Set();
+  hiddenModels.set(chart, hidden);
+  if (show) hidden.delete(id);
+  else hidden.add(id);
   const idx = (chart.data ?? []).flatMap((tr, i) => (tr.meta === id ? [i] : []));
   if (idx.length) globalThis.Plotly.restyle(chart, { visible: show ? true : "legendonly" }, idx);
+  const shapes = chart.layout?.shapes ?? [];
+  if (shapes.some((s) => s.name === id)) {
+    globalThis.Plotly.relayout(chart, { shapes: shapes.map((s) => (s.name === id ? { ...s, visible: show } : s)) });
+  }
 }
 
 /** Draw (first time) or update (Plotly.react: no full redraw) one chart; skip it when unchanged
  * (`el.dataset.update` says which: none, marker or full).
  * A figure whose traces are the ones drawn (same `dataKey`) and differs only in its `marker` fields
- * (the chosen context) is updated by one Plotly.relayout of those fields: its traces are not
- * touched, so a slider step costs the bars and a moved rule. */
+ * (the chosen context's shapes, the axis ranges) is updated by one Plotly.relayout of those fields:
+ * its traces are not touched, so a context change costs the bars and redrawn shapes. */
 const drawnKeys = new WeakMap();
 const drawnData = new WeakMap();
 export async function draw(el, fig, narrow = isNarrow()) {
@@ -396,18 +412,35 @@ export async function draw(el, fig, narrow = isNarrow()) {
   el.dataset.update = "full"; // what this draw did: none | marker | full (app.js then skips the legend)
   if (fig.dataKey && drawnData.get(el) === fig.dataKey && el.data && el.layout) {
     el.dataset.update = "marker";
-    const patch = {};
-    for (const [k, v] of Object.entries(fig.marker)) {
-      const now = k === "xaxis.range" ? el.layout.xaxis?.range : undefined;
-      if (k !== "xaxis.range" || !now || now[0] !== v[0] || now[1] !== v[1]) patch[k] = v;
-    }
-    await globalThis.Plotly.relayout(el, patch);
+    await globalThis.Plotly.relayout(el, markerPatch(el, fig.marker));
   } else {
-    await globalThis.Plotly.react(el, fig.data, fig.layout, plotConfig(narrow));
+    await globalThis.Plotly.react(el, fig.data, withHidden(el, fig.layout), plotConfig(narrow));
   }
   drawnKeys.set(el, fig.key);
   drawnData.set(el, fig.dataKey);
   return el;
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+/** The relayout fields that differ from what `el` shows: the shapes always (replacing the whole
+ * array redraws only the shapes), an axis's fields only when its range moved (an axis relayout
+ * redraws every trace's path). Shapes of models hidden from the legend stay hidden. */
+function markerPatch(el, marker) {
+  const patch = { shapes: hideShapes(el, marker.shapes) };
+  if (!same(el.layout.xaxis?.range, marker["xaxis.range"])) patch["xaxis.range"] = marker["xaxis.range"];
+  if (!same(el.layout.yaxis?.range, marker["yaxis.range"])) {
+    for (const [k, v] of Object.entries(marker)) if (k.startsWith("yaxis.")) patch[k] = v;
+  }
+  return patch;
+}
+
+const hiddenModels = new WeakMap(); // chart → model ids hidden from its legend
+function hideShapes(el, shapes) {
+  const hidden = hiddenModels.get(el);
+  return hidden?.size ? shapes.map((s) => (s.name && hidden.has(s.name) ? { ...s, visible: false } : s)) : shapes;
+}
+function withHidden(el, layout) {
+  return hiddenModels.get(el)?.size ? { ...layout, shapes: hideShapes(el, layout.shapes ?? []) } : layout;
 }
 
 export function plotlyLoaded() {

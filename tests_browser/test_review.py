@@ -129,7 +129,6 @@ def test_lines_are_told_apart_past_sixteen_models(page: Page) -> None:
     wait_live(page)
     styles = page.evaluate(
         """() => document.getElementById('line-chart').data
-            .filter(t => !t.name.endsWith('(past max context)'))
             .map(t => [t.meta, t.line.color, (t.marker && t.marker.symbol) || null])"""
     )
     assert len(styles) == len(ids)
@@ -152,10 +151,12 @@ def test_coinciding_lines_say_so_and_legend_hover_highlights(page: Page) -> None
     kimi.hover()
     opacity = page.evaluate(
         f"""() => document.getElementById('line-chart').data
-            .filter(t => !t.name.endsWith('(past max context)'))
             .map(t => [t.meta === '{KIMI}', t.opacity])"""
     )
     assert {o for mine, o in opacity if mine} == {1} and {o for mine, o in opacity if not mine} == {0.12}
+    # Mistral-7B is past its 32K max at the default 128K: its dotted segment fades with its line
+    faded = chart(page, "line-chart", "c.layout.shapes.filter(s => s.name).map(s => s.opacity)")
+    assert faded and set(faded) == {0.12}
     page.mouse.move(0, 0)
     page.wait_for_function(
         "() => document.getElementById('line-chart').data"
@@ -172,15 +173,18 @@ def test_chosen_context_and_past_max_on_both_charts(page: Page) -> None:
     shapes = chart(page, "line-chart", "c.layout.shapes.map(s => [s.x0, s.x1])")
     assert [1048576, 1048576] in shapes
     assert chart(page, "line-chart", "c.layout.xaxis.range[1]") >= 6.02  # log10(1M) inside the axis
+    # past max: a dotted segment from the line's last point to the chosen context, and an ✕ there
     past = page.evaluate(
-        """() => document.getElementById('line-chart').data
-            .filter(t => t.name.endsWith('(past max context)')).map(t => [t.meta, t.x, t.y, t.line.dash])"""
+        """() => document.getElementById('line-chart').layout.shapes
+            .filter(s => s.name).map(s => [s.name, [s.x0, s.x1], [s.y0, s.y1], s.line.dash, s.xanchor ?? null])"""
     )
     m = model(LLAMA8)
-    llama = [p for p in past if p[0] == LLAMA8]
+    llama = [p for p in past if p[0] == LLAMA8 and p[4] is None]
     assert llama and llama[0][1] == [131072, 1048576] and llama[0][3] == "dot"
     assert round(llama[0][2][1] * GIB) == kvcalc.kv_cache_bytes(m, 1048576)
+    assert len([p for p in past if p[0] == LLAMA8 and p[4] == 1048576]) == 2 * len(llama)  # ✕: two strokes
     assert {p[0] for p in past} == {LLAMA8, DEEPSEEK}  # DeepSeek-V3 ends at 160K
+    assert page.locator("#line-chart .shapelayer path").count() >= 1 + 2 * 3  # drawn, not only listed
     patterns = dict(
         zip(
             bar_names(page),
@@ -191,10 +195,17 @@ def test_chosen_context_and_past_max_on_both_charts(page: Page) -> None:
     assert set(patterns.values()) == {"/"}
     ticks = page.eval_on_selector_all("#bar-chart .ytick text", "ts => ts.map(t => t.textContent)")
     assert all(t.endswith("⚠") for t in ticks)
+    # a model hidden from the legend keeps its past-max marks hidden when the context moves
+    page.locator(f"#line-legend button[data-id='{LLAMA8}']").click()
+    page.fill("#ctx-text", "2M")
+    settle(page)
+    shown = chart(page, "line-chart", "c.layout.shapes.filter(s => s.name).map(s => [s.name, s.visible, s.x1])")
+    assert {(n, v) for n, v, _ in shown} == {(LLAMA8, False), (DEEPSEEK, True)}
+    assert 2097152 in {x for n, _, x in shown if n == DEEPSEEK}
     page.fill("#ctx-text", "64k")
     settle(page)
     assert [65536, 65536] in chart(page, "line-chart", "c.layout.shapes.map(s => [s.x0, s.x1])")
-    assert chart(page, "line-chart", "c.data.filter(t => t.name.endsWith('(past max context)')).length") == 0
+    assert chart(page, "line-chart", "c.layout.shapes.filter(s => s.name).length") == 0
     assert set(chart(page, "bar-chart", "c.data[0].marker.pattern.shape")) == {""}
 
 

@@ -59,5 +59,5 @@ def test_typed_context_is_shown_as_typed(page: Page) -> None:
     page.fill("#ctx-text", "128000")
     settle(page)
     expect(page.locator("#bar-title")).to_contain_text("128,000 tokens")
-    expect(page.locator("#line-chart .annotation-text")).to_have_text("chosen: 128,000")
+    expect(page.locator("#line-chart .shape-label-text")).to_have_text("chosen: 128,000")
     assert page.get_attribute("#ctx-range", "aria-valuetext") == "128,000 tokens"
