@@ -320,12 +320,19 @@ def test_default_request_is_valid() -> None:
 
 def test_a_model_past_its_max_context_is_never_the_smallest() -> None:
     """Mistral-7B-v0.1 (max 32K, 4K window) holds the least at 128K, but does not reach 128K."""
-    out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072)
+    out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK), entry(QWEN_NEXT)], seq_len=131072)
     # the spread sentence, or the efficiency one it is merged into when both name the same two models
     spread = [
         i["text"] for i in out["insights"] if i["kind"] in ("spread", "efficiency") and "largest" in i["text"]
     ]
-    assert spread and "Mistral" not in spread[0] and "the smallest, DeepSeek-V3's" in spread[0]
+    assert spread and "Mistral" not in spread[0]
+    assert "the smallest, Qwen3-Next-80B-A3B-Thinking's" in spread[0]
+    # without Qwen3-Next, DeepSeek-V3 is the smallest that reaches 128K: the MLA sentence says it
+    three = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072)["insights"]
+    assert not [
+        i for i in three if "smallest" in i["text"] or "Most efficient per token: Mistral" in i["text"]
+    ]
+    assert [i["text"] for i in three if i["kind"] == "mla"][0].startswith("DeepSeek-V3 (MLA) stores")
 
 
 def test_a_cache_dtype_the_engine_refuses_is_dropped_with_a_notice() -> None:
@@ -413,7 +420,9 @@ def test_insights_most_important_first_and_same_extremes_merged() -> None:
     """A caveat on the numbers first (past max context), then what fits, then the spread; when the
     largest cache and the least efficient per token are the same model (and likewise the smallest),
     one sentence says both."""
-    out = compare([entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK)], seq_len=131072, gpu="h100")
+    out = compare(
+        [entry(LLAMA), entry(MISTRAL), entry(DEEPSEEK), entry(QWEN_NEXT)], seq_len=131072, gpu="h100"
+    )
     kinds = [i["kind"] for i in out["insights"]]
     assert kinds[:2] == ["context", "fit"] and kinds[2] in ("spread", "efficiency")  # merged: one of them
     qwen = "Qwen/Qwen2.5-7B-Instruct"
@@ -422,3 +431,129 @@ def test_insights_most_important_first_and_same_extremes_merged() -> None:
     assert not [i for i in both if i["kind"] == "spread"]
     assert merged[0]["text"].startswith("Most efficient per token: Qwen2.5-7B-Instruct")
     assert "the largest BF16 cache is Llama-3.1-8B's (4.00 GiB)" in merged[0]["text"]
+
+
+# ------------------------------------------------------------------ insights: nothing said twice
+
+LLAMA70 = "meta-llama/Llama-3.1-70B"
+GLM5 = "zai-org/GLM-5"
+JAMBA = "ai21labs/Jamba-v0.1"
+MIXTRAL = "mistralai/Mixtral-8x7B-v0.1"
+
+
+def _insights(ids: list[str], **controls: Any) -> list[dict[str, str]]:
+    out = compare([entry(i) for i in ids], **controls)
+    assert out["ok"], out
+    return out["insights"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "controls", "kinds", "said_once", "not_said"),
+    [
+        # one MLA model and its GQA reference: the MLA sentence says the spread, the per-token
+        # extremes and the average (before: four sentences with the same two numbers)
+        ([DEEPSEEK, LLAMA], {}, ["fit", "mla", "fp8"], ["70,272", "Llama-3.1-8B (GQA"], ["on average"]),
+        ([DEEPSEEK, LLAMA70], {}, ["fit", "mla", "fp8"], ["327,680"], ["Most efficient", "largest"]),
+        # two MLA models against one reference: the reference named once (before: two sentences and an
+        # average over that one model)
+        (
+            [DEEPSEEK, GLM5, LLAMA],
+            {},
+            ["fit", "mla", "fp8"],
+            ["Llama-3.1-8B (GQA, 16.00 GiB, 131,072 bytes per token)", "DeepSeek-V3 8.58 GiB, 1.9× less"],
+            ["on average", "Most efficient"],
+        ),
+        # as on the default page, DeepSeek-V3/Kimi-K2 and GLM-5 share Qwen3-235B-A22B as reference
+        (
+            [DEEPSEEK, "moonshotai/Kimi-K2-Instruct", GLM5, "Qwen/Qwen3-235B-A22B", LLAMA],
+            {},
+            ["context", "fit", "spread", "mla", "mla", "fp8"],
+            ["Qwen3-235B-A22B (GQA", "GLM-5 13.41 GiB, 1.8× less", "on average"],
+            ["Most efficient"],  # DeepSeek-V3 against Qwen3-235B-A22B per token: the MLA sentence
+        ),
+        # one MLA and one sliding-window model: the efficiency sentence already says both per-token
+        # sizes; the MLA average over that one model is left out
+        (
+            [DEEPSEEK, MISTRAL],
+            {"seq_len": 32768},
+            ["fit", "spread", "efficiency", "sliding", "fp8"],
+            [],
+            ["average"],
+        ),
+        # equal caches: one fact, not "the largest is X's, 1.0× the smallest, X's"
+        (
+            [MIXTRAL, LLAMA],
+            {"seq_len": 32768},
+            ["fit", "spread", "fp8"],
+            ["At 32K tokens, Mixtral-8x7B-v0.1 and Llama-3.1-8B hold the same BF16 cache: 4.00 GiB each."],
+            ["1.0×", "largest"],
+        ),
+        # FP8 in one sentence, and never "saves 50%, not 50%" (Jamba saves 49.6%)
+        (
+            [QWEN_NEXT, JAMBA],
+            {},
+            ["fit", "efficiency", "state", "state", "fp8"],
+            ["FP8 saves 49% on Qwen3-Next-80B-A3B-Thinking and 49.6% on Jamba-v0.1, not half"],
+            ["50%"],
+        ),
+        # nothing fits and the cache alone outgrows the GPU: one "At 1M tokens × batch 8" sentence
+        (
+            [LLAMA, LLAMA70, "Qwen/Qwen2.5-7B-Instruct"],
+            {"seq_len": 1048576, "batch_size": 8},
+            ["context", "fit", "efficiency", "fp8"],
+            ["At 1M tokens × batch 8", "with weights and BF16 cache; the BF16 cache alone of Llama-3.1-8B,"],
+            [],
+        ),
+    ],
+)
+def test_insights_say_nothing_twice(
+    ids: list[str], controls: dict[str, Any], kinds: list[str], said_once: list[str], not_said: list[str]
+) -> None:
+    found = _insights(ids, **controls)
+    text = " ".join(i["text"] for i in found)
+    assert [i["kind"] for i in found] == kinds
+    for phrase in said_once:
+        assert text.count(phrase) == 1, phrase
+    for phrase in not_said:
+        assert phrase not in text, phrase
+
+
+def test_mla_sentence_alone_says_the_pair_exactly() -> None:
+    """DeepSeek-V3 against Llama-3.1-8B at 128K: the one MLA sentence, its numbers from kvcalc itself."""
+    from kvcalc.core.units import fmt_gib
+
+    ds, llama = (kvcalc.load_model(hf_config(i)) for i in (DEEPSEEK, LLAMA))
+    a, b = (kvcalc.kv_cache_bytes(m, 131072) for m in (ds, llama))
+    ta, tb = (kvcalc.kv_cache_bytes(m, 1) for m in (ds, llama))
+    mla = [i["text"] for i in _insights([DEEPSEEK, LLAMA]) if i["kind"] == "mla"]
+    assert mla == [
+        f"DeepSeek-V3 (MLA) stores {fmt_gib(a)} at 128K tokens in BF16 — {b / a:,.1f}× less than "
+        f"Llama-3.1-8B (GQA, {fmt_gib(b)}), the nearest full-attention model by parameter count: "
+        f"{ta:,} vs {tb:,} bytes per token."
+    ]
+
+
+def test_fp8_savings_are_one_sentence_with_each_share() -> None:
+    """Under vLLM the default page has two partial savers (GLM-5, Qwen3-Next): one sentence, each share
+    from the answer's own bytes."""
+    from kvcalc.web.insights import _share
+
+    out = compare([entry(i) for i in (DEEPSEEK, GLM5, QWEN_NEXT, LLAMA)], engine="vllm")
+    fp8 = [i["text"] for i in out["insights"] if i["kind"] == "fp8"]
+    share = {m["name"]: _share(1 - m["cache"]["fp8"] / m["cache"]["bf16"]) for m in out["models"]}
+    assert share["DeepSeek-V3"] == share["Llama-3.1-8B"] == "50%"
+    assert fp8 == [
+        "FP8 exactly halves the cache of DeepSeek-V3 and Llama-3.1-8B; it saves "
+        f"{share['GLM-5']} on GLM-5 and {share[QWEN_NEXT.split('/')[1]]} on Qwen3-Next-80B-A3B-Thinking, "
+        "not half: part of their cache (state or scales) keeps its own precision."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [(0.5, "50%"), (0.49, "49%"), (0.496, "49.6%"), (0.4996, "49.96%"), (0.5004, "50.04%"), (0.39, "39%")],
+)
+def test_share_never_reads_half_when_it_is_not(fraction: float, text: str) -> None:
+    from kvcalc.web.insights import _share
+
+    assert _share(fraction) == text

@@ -40,26 +40,60 @@ def _size(row: Row) -> float:
     return float(params.get("total") or row["layers"])
 
 
-def mla_vs_gqa(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
-    """How much less each MLA model stores than the GQA model nearest to it in size."""
+def mla_pairs(rows: Sequence[Row], d: str) -> list[tuple[list[Row], Row]]:
+    """Each MLA model's full-attention reference — the GQA/MQA/MHA model nearest to it in size — as
+    (MLA models with the same cache and reference, reference), in selection order."""
     gqa = [r for r in rows if r["attention"] in _PURE_ATTENTION and r["cache"][d]]
     if not gqa:
         return []
     groups: dict[tuple[int, str], list[Row]] = {}
+    refs: dict[str, Row] = {}
     for r in (r for r in rows if r["attention"] == "MLA"):
         other = min(gqa, key=lambda g: abs(math.log(_size(g) / _size(r))))
+        refs[other["id"]] = other
         groups.setdefault((r["cache"][d], other["id"]), []).append(r)
+    return [(same, refs[other_id]) for (_, other_id), same in groups.items()]
+
+
+def _relative(a: int, b: int) -> str:
+    return f"{_times(b, a)} less" if b >= a else f"{_times(a, b)} more"
+
+
+def mla_vs_gqa(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
+    """How much less each MLA model stores than the GQA model nearest to it in size; MLA models that
+    share that reference are said in one sentence (the reference named once)."""
+    by_ref: dict[str, list[tuple[list[Row], Row]]] = {}
+    for same, other in mla_pairs(rows, d):
+        by_ref.setdefault(other["id"], []).append((same, other))
     out = []
-    for (a, other_id), same in groups.items():
-        other = next(g for g in gqa if g["id"] == other_id)
+    for pairs in by_ref.values():
+        other = pairs[0][1]
         b = other["cache"][d]
-        basis = "parameter count" if all(x.get("params") for x in [*same, other]) else "depth"
-        rel = f"{_times(b, a)} less than" if b >= a else f"{_times(a, b)} more than"
-        verb = "stores" if len(same) == 1 else "each store"
+        named = [x for same, _ in pairs for x in same]
+        basis = "parameter count" if all(x.get("params") for x in [*named, other]) else "depth"
+        if len(pairs) == 1:
+            same = pairs[0][0]
+            a = same[0]["cache"][d]
+            verb = "stores" if len(same) == 1 else "each store"
+            out.append(
+                f"{_names(same)} (MLA) {verb} {fmt_gib(a)} at {ctx} in {_dt(d)} — {_relative(a, b)} than "
+                f"{other['name']} ({other['attention']}, {fmt_gib(b)}), the nearest full-attention model by "
+                f"{basis}: {fmt_int(same[0]['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes "
+                "per token."
+            )
+            continue
+        parts = []
+        for same, _ in pairs:
+            a = same[0]["cache"][d]
+            each = " each" if len(same) > 1 else ""
+            parts.append(
+                f"{_names(same)} {fmt_gib(a)}{each}, {_relative(a, b)} "
+                f"({fmt_int(same[0]['token_bytes'][d])} bytes per token)"
+            )
         out.append(
-            f"{_names(same)} (MLA) {verb} {fmt_gib(a)} at {ctx} in {_dt(d)} — {rel} {other['name']} "
-            f"({other['attention']}, {fmt_gib(b)}), the nearest full-attention model by {basis}: "
-            f"{fmt_int(same[0]['token_bytes'][d])} vs {fmt_int(other['token_bytes'][d])} bytes per token."
+            f"At {ctx} in {_dt(d)}, against {other['name']} ({other['attention']}, {fmt_gib(b)}, "
+            f"{fmt_int(other['token_bytes'][d])} bytes per token), the nearest full-attention model by "
+            f"{basis}, the MLA models store: {'; '.join(parts)}."
         )
     return out[:MAX_PER_KIND]
 
@@ -191,22 +225,35 @@ def state_floors(rows: Sequence[Row], d: str, batch: int) -> list[str]:
     return out[:MAX_PER_KIND]
 
 
+def _share(x: float) -> str:
+    """A fraction as a percentage, with as many decimals as it takes not to read 50% when it is not."""
+    for digits in range(5):
+        text = f"{x:.{digits}%}"
+        if float(text.rstrip("%")) != 50 or x == 0.5:
+            return text
+    return f"{x:.6%}"
+
+
 def fp8_savings(rows: Sequence[Row], dtypes: Sequence[str]) -> list[str]:
-    """When BF16 and FP8 are both shown: which caches FP8 does not exactly halve."""
+    """When BF16 and FP8 are both shown, one sentence: whose cache FP8 exactly halves, and what it
+    saves on the others (part of their cache keeps its own precision)."""
     if "bf16" not in dtypes or "fp8" not in dtypes:
         return []
     halved = [r for r in rows if r["cache"]["bf16"] and r["cache"]["fp8"] * 2 == r["cache"]["bf16"]]
     partial = [r for r in rows if r["cache"]["bf16"] and r not in halved]
-    out = []
-    if halved:
-        out.append(f"FP8 exactly halves the cache of {_names(halved)}.")
-    for r in partial[:MAX_PER_KIND]:
-        saved = 1 - r["cache"]["fp8"] / r["cache"]["bf16"]
-        out.append(
-            f"FP8 saves {saved:.0%} on {r['name']}, not 50%: part of its cache (state or scales) keeps "
-            "its own precision."
-        )
-    return out
+    if not halved and not partial:
+        return []
+    saved = [f"{_share(1 - r['cache']['fp8'] / r['cache']['bf16'])} on {r['name']}" for r in partial]
+    if len(saved) > 4:
+        saved = [*saved[:4], f"less than half on {len(saved) - 4} more"]
+    text = ", ".join(saved[:-1]) + (" and " if len(saved) > 1 else "") + (saved[-1] if saved else "")
+    their = "its" if len(partial) == 1 else "their"
+    why = f"it saves {text}, not half: part of {their} cache (state or scales) keeps its own precision"
+    if not halved:
+        return [f"FP8 {why.removeprefix('it ')}."]
+    if not partial:
+        return [f"FP8 exactly halves the cache of {_names(halved)}."]
+    return [f"FP8 exactly halves the cache of {_names(halved)}; {why}."]
 
 
 def gpu_fit(
@@ -231,24 +278,26 @@ def gpu_fit(
     load = f"{ctx} × batch {fmt_int(batch)}"
     reserve = ", vLLM's reserve" if engine == "vllm" else ""
     known = [r for r in rows if r["fits"][d] is not None]
+    over = [r for r in rows if r["cache"][d] > gpu["bytes"]]
+    alone = f"the {_dt(d)} cache alone of {_names(over)} outgrows" if over else ""
     out = []
     if known:
         fit = [r for r in known if r["fits"][d]]
+        why = f"; {alone} it." if over else "."  # said with the fit, not as a second "At …" sentence
         if fit:
             out.append(
                 f"At {load}, {len(fit)} of {len(known)} models fit on {where} with weights{reserve} and "
-                f"{_dt(d)} cache: {_names(fit)}."
+                f"{_dt(d)} cache: {_names(fit)}{why}"
             )
         else:
             with_all = f"with weights{reserve} and {_dt(d)} cache"
-            out.append(f"At {load}, none of the models fit on {where} {with_all}.")
+            out.append(f"At {load}, none of the models fit on {where} {with_all}{why}")
         for other in dtypes[1:]:
             rescued = [r for r in known if not r["fits"][d] and r["fits"][other]]
             if rescued:
                 out.append(f"With an {_dt(other)} cache, {_names(rescued)} fit as well.")
-    over = [r for r in rows if r["cache"][d] > gpu["bytes"]]
-    if over:
-        out.append(f"At {load}, the {_dt(d)} cache alone of {_names(over)} outgrows {where.rstrip(',')}.")
+    elif over:
+        out.append(f"At {load}, {alone} {where.rstrip(',')}.")
     return out
 
 
@@ -260,6 +309,8 @@ def spread(rows: Sequence[Row], d: str, ctx: str) -> list[str]:
         return []
     hi = max(sized, key=lambda r: r["cache"][d])
     lo = min(sized, key=lambda r: r["cache"][d])
+    if hi["cache"][d] == lo["cache"][d]:  # one model would be named as both largest and smallest
+        return [f"At {ctx}, {_names(sized)} hold the same {_dt(d)} cache: {fmt_gib(hi['cache'][d])} each."]
     return [
         f"At {ctx}, the largest {_dt(d)} cache is {hi['name']}'s ({fmt_gib(hi['cache'][d])}), "
         f"{_times(hi['cache'][d], lo['cache'][d])} the smallest, {lo['name']}'s ({fmt_gib(lo['cache'][d])})."
@@ -286,22 +337,31 @@ def insights(
 ) -> list[dict[str, str]]:
     """All insights for the selection, most important first: a caveat on the numbers (past a model's
     max context), what fits the GPU, the spread of the selection, then why (MLA, per-token efficiency,
-    windows, states, FP8). Near-duplicates are merged: when the per-token extremes are the same two
-    models as the cache extremes, one sentence says both."""
+    windows, states, FP8). Nothing is said twice: the spread and the per-token extremes are one
+    sentence when they name the same two models, and are left to the MLA sentence when that already
+    compares those two (an MLA model against its full-attention reference); the MLA average is left
+    out when it only restates such a pair (one full-attention model to average over)."""
     if not rows or not dtypes:
         return []
     d, ctx = dtypes[0], f"{fmt_tokens(seq_len)} tokens"
-    extremes = spread(rows, d, ctx)
-    efficiency = most_least_efficient(rows, d)
+    pairs = mla_pairs(rows, d)
+    by_cache, by_token = _cache_ends(rows, d), _token_ends(rows, d)
+    extremes = [] if _said_by_mla(by_cache, pairs) else spread(rows, d, ctx)
+    efficiency = [] if _said_by_mla(by_token, pairs) else most_least_efficient(rows, d)
     if extremes and efficiency and _same_extremes(rows, d):
         efficiency, extremes = [f"{efficiency[0]} {extremes[0]}"], []
+    average = (
+        []
+        if _average_restated(rows, d, pairs, by_token if efficiency else None)
+        else (mla_vs_mha_average(rows, d))
+    )
     groups = (
         ("context", beyond_max(rows, ctx)),
         ("fit", gpu_fit(rows, dtypes, ctx, batch, gpu, tp, engine)),
         ("spread", extremes),
         ("efficiency", efficiency),
         ("mla", mla_vs_gqa(rows, d, ctx)),
-        ("mla", mla_vs_mha_average(rows, d)),
+        ("mla", average),
         ("sliding", sliding_caps(rows, d, engine)),
         ("state", state_floors(rows, d, batch)),
         ("fp8", fp8_savings(rows, dtypes)),
@@ -309,12 +369,55 @@ def insights(
     return [{"kind": kind, "text": text} for kind, texts in groups for text in texts]
 
 
+Ends = tuple[Row, Row] | None
+
+
+def _cache_ends(rows: Sequence[Row], d: str) -> Ends:
+    """(smallest, largest) cache among the models that reach the context, as :func:`spread` names them."""
+    sized = [r for r in rows if r["cache"][d] and not r.get("beyond_max")]
+    if len(sized) < 2:
+        return None
+    return min(sized, key=lambda r: r["cache"][d]), max(sized, key=lambda r: r["cache"][d])
+
+
+def _token_ends(rows: Sequence[Row], d: str) -> Ends:
+    """(least, most) bytes per token, as :func:`most_least_efficient` names them."""
+    per = [r for r in rows if r["token_bytes"][d]]
+    if len(per) < 2:
+        return None
+    return min(per, key=lambda r: r["token_bytes"][d]), max(per, key=lambda r: r["token_bytes"][d])
+
+
+def _said_by_mla(ends: Ends, pairs: Sequence[tuple[list[Row], Row]]) -> bool:
+    """Is the smaller end an MLA model and the larger end its full-attention reference (so
+    :func:`mla_vs_gqa` already says both sizes, the ratio and the bytes per token)?"""
+    if ends is None or ends[0] is ends[1]:
+        return False
+    lo, hi = ends
+    return any(other is hi and any(r is lo for r in same) for same, other in pairs)
+
+
+def _average_restated(
+    rows: Sequence[Row], d: str, pairs: Sequence[tuple[list[Row], Row]], shown_ends: Ends
+) -> bool:
+    """Would :func:`mla_vs_mha_average` only repeat another sentence? Yes when it averages over one
+    full-attention model and either the MLA sentence compares every MLA model with it, or the shown
+    per-token extremes are that model and the MLA models (all of one size)."""
+    std = [r for r in rows if _standard(r) and r["token_bytes"][d]]
+    mla = [r for r in rows if r["attention"] == "MLA" and r["token_bytes"][d]]
+    if len(std) != 1 or not mla:
+        return False
+    if pairs and all(other is std[0] for _, other in pairs):
+        return True
+    if shown_ends is None or len({r["token_bytes"][d] for r in mla}) != 1:
+        return False
+    named = {id(r) for r in shown_ends}
+    return id(std[0]) in named and any(id(r) in named for r in mla)
+
+
 def _same_extremes(rows: Sequence[Row], d: str) -> bool:
     """Do :func:`spread` and :func:`most_least_efficient` name the same two models?"""
-    sized = [r for r in rows if r["cache"][d] and not r.get("beyond_max")]
-    per = [r for r in rows if r["token_bytes"][d]]
-    if len(sized) < 2 or len(per) < 2:
+    by_cache, by_token = _cache_ends(rows, d), _token_ends(rows, d)
+    if by_cache is None or by_token is None:
         return False
-    big = max(sized, key=lambda r: r["cache"][d]), max(per, key=lambda r: r["token_bytes"][d])
-    small = min(sized, key=lambda r: r["cache"][d]), min(per, key=lambda r: r["token_bytes"][d])
-    return big[0] is big[1] and small[0] is small[1]
+    return by_cache[0] is by_token[0] and by_cache[1] is by_token[1]
