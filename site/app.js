@@ -1,5 +1,5 @@
-// kvcalc page: draws the charts precomputed at build time before the first paint, then recomputes
-// on every control change through kvcalc.web.compute (the one JSON door) in Pyodide (boot.js).
+// kvcalc page: paints the controls, table and insights of the build-time data first, then draws the
+// precomputed charts once Plotly has run, then recomputes on every control change through kvcalc.web.compute (the one JSON door) in Pyodide (boot.js).
 //   window.kvcalc.ready -> Promise<version>;  window.kvcalc.call(request) -> Promise<response> (boot.js)
 // <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n" data-busy>:
 // data-rev counts renders and data-busy is "true" while Python computes, so tests and the benchmark
@@ -148,6 +148,32 @@ function render(resp, source) {
   return job;
 }
 
+/** Plotly, run once: app.js adds its <script> (already downloading, see index.html.j2) after the
+ * page's first paint; resolves to whether it loaded. */
+let plotly = null;
+function loadPlotly() {
+  if (plotlyLoaded()) return Promise.resolve(true);
+  plotly ??= new Promise((resolve) => {
+    const script = document.createElement("script");
+    script.src = document.documentElement.dataset.plotlyUrl;
+    script.onload = () => resolve(plotlyLoaded());
+    script.onerror = () => resolve(false);
+    document.head.append(script);
+  });
+  return plotly;
+}
+
+/** Everything but the charts: table, data table, insights, errors, notices. */
+function renderText(resp) {
+  const t = performance.now();
+  renderTableNow();
+  renderLineDataNow();
+  renderInsights(resp);
+  renderErrors(resp);
+  showNotice([...hashNotes, ...(resp.notices ?? [])]);
+  span("table", t);
+}
+
 async function renderNow(resp, source) {
   const first = firstChart;
   firstChart = false;
@@ -164,18 +190,26 @@ async function renderNow(resp, source) {
   $("line-title").textContent = `KV cache vs sequence length (log–log)${per}${dashes}`;
   renderBarNote(resp);
   charts.classList.toggle("empty", !resp.models.length); // no axes without data
-  if (plotlyLoaded()) {
+  const bar = barFigure(resp, labels, narrow);
+  const line = lineFigure(resp, labels, state.models, narrow);
+  if (first) {
+    // The first paint: controls, table and insights, and the charts' boxes at their final height
+    // (nothing moves when Plotly draws into them); then Plotly runs and draws.
+    $("bar-chart").style.minHeight = `${bar.layout.height}px`;
+    $("line-chart").style.minHeight = `${line.layout.height}px`;
+    renderText(resp);
+    await afterPaint();
+  }
+  if (await loadPlotly()) {
     charts.classList.remove("failed");
     let t = performance.now();
-    await draw($("bar-chart"), barFigure(resp, labels, narrow), narrow);
+    await draw($("bar-chart"), bar, narrow);
     span("bar", t);
     if (first) performance.mark("kvcalc:first-chart");
-    // Later renders give the browser a turn between the charts (no task over ~50 ms); the first
-    // one does not, so the first paint already shows both charts (see main()).
-    if (!first) await nextTask();
+    await nextTask(); // a turn for the browser between the charts: no task over ~50 ms
     t = performance.now();
     const lineChart = $("line-chart");
-    await draw(lineChart, lineFigure(resp, labels, state.models, narrow), narrow);
+    await draw(lineChart, line, narrow);
     // The legend depends on the models and their notes, not on the context: a moved marker keeps it.
     const key = JSON.stringify([resp.models.map((r) => [r.id, r.name, r.beyond_max, r.max_context, r.same_as]), state.models, resp.settings.kv_dtypes]);
     if (lineChart.dataset.update === "full" || key !== legendKey) renderLegend($("line-legend"), lineChart, resp, state.models);
@@ -183,16 +217,13 @@ async function renderNow(resp, source) {
     span("line", t);
   } else {
     charts.classList.add("failed");
+    for (const id of ["bar-chart", "line-chart"]) $(id).style.minHeight = "";
     $("bar-chart").textContent = "The charting library (Plotly) did not load; the table below has every number.";
   }
-  if (!first) await nextTask(); // the table and insights in a task of their own
-  const t = performance.now();
-  renderTableNow();
-  renderLineDataNow();
-  renderInsights(resp);
-  renderErrors(resp);
-  showNotice([...hashNotes, ...(resp.notices ?? [])]);
-  span("table", t);
+  if (!first) {
+    await nextTask(); // the table and insights in a task of their own
+    renderText(resp);
+  }
   app.dataset.source = source;
   app.dataset.rev = String(++rev);
 }
@@ -492,14 +523,6 @@ async function main() {
   withLines(data.initial); // the build-time lines: the first live request can leave them out
   state = defaultState(data);
   await applyHash();
-  const pre = precomputedFor(state);
-  if (pre) {
-    await render(pre, "precomputed");
-    shownKey = stateKey(state);
-  } else {
-    showNotice([...hashNotes, "Computing the linked view once the calculator has loaded…"]);
-  }
-  // The controls are built after the first charts (~15 ms sooner) but still before the first paint.
   controls = new Controls({ data, onChange, styleOf: modelStyle });
   syncControls();
   initCSV();
@@ -510,8 +533,16 @@ async function main() {
     if (worker === "ready") recompute();
     else onChange({});
   });
+  const pre = precomputedFor(state);
+  if (pre) {
+    await render(pre, "precomputed"); // paints the page, then Plotly draws the charts (see renderNow)
+    shownKey = stateKey(state);
+  } else {
+    showNotice([...hashNotes, "Computing the linked view once the calculator has loaded…"]);
+    loadPlotly();
+  }
 
-  // Python starts once the first paint is out (see boot.js).
+  // Python starts once the first charts are out (see boot.js).
   await afterPaint();
   startPython().ready.then(
     (version) => {

@@ -1,4 +1,4 @@
-// Starts Python (Pyodide in a Web Worker) when app.js asks: right after the first paint. (Earlier,
+// Starts Python (Pyodide in a Web Worker) when app.js asks: right after the first charts. (Earlier,
 // e.g. as an async script, Pyodide's download and compile compete with Plotly's parse and the first
 // draw for a small machine's cores: on 2 cores the first chart came ~0.9 s later, measured.)
 // window.kvcalc = {ready, call, phases}: see pyodide-client.js.

@@ -107,8 +107,9 @@ def test_the_same_config_is_not_added_twice(page: Page) -> None:
     page.goto("/")
     wait_live(page)
     paste(page, config_text(LLAMA8), "Mine")
+    # the status line first: until it shows, the model may still be loading and nothing is busy yet
+    expect(status(page, "paste-form")).to_have_text("Added “Mine” to the charts.", timeout=READY_MS)
     settle(page)
-    expect(status(page, "paste-form")).to_have_text("Added “Mine” to the charts.")
     rows = len(row_names(page))
     same = json.dumps(json.loads(config_text(LLAMA8)), sort_keys=True, separators=(",", ":"))
     assert same != config_text(LLAMA8)

@@ -51,8 +51,8 @@ def test_context_change_moves_the_marker_and_keeps_the_lines(page: Page) -> None
     expect(page.locator("#line-chart .shape-label-text")).to_have_text("chosen: 1M")
     assert calls(page) == [["react", "bar-chart"], ["relayout", "line-chart"]]
     assert page.evaluate("() => document.getElementById('line-chart').data.map(t => t.y)") == before
-    names = page.evaluate("() => document.getElementById('line-chart').layout.shapes.map(s => s.name || null)")
-    assert set(names) == {None, LLAMA8, QWEN7}
+    names = page.evaluate("() => document.getElementById('line-chart').layout.shapes.map(s => s.name)")
+    assert set(names) == {None, LLAMA8, QWEN7}  # the chosen-context rule has no name
 
 
 def test_slider_steps_hold_the_main_thread_under_50_ms(page: Page) -> None:

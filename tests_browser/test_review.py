@@ -176,7 +176,8 @@ def test_chosen_context_and_past_max_on_both_charts(page: Page) -> None:
     # past max: a dotted segment from the line's last point to the chosen context, and an ✕ there
     past = page.evaluate(
         """() => document.getElementById('line-chart').layout.shapes
-            .filter(s => s.name).map(s => [s.name, [s.x0, s.x1], [s.y0, s.y1], s.line.dash, s.xanchor ?? null])"""
+            .filter(s => s.name)
+            .map(s => [s.name, [s.x0, s.x1], [s.y0, s.y1], s.line.dash, s.xanchor ?? null])"""
     )
     m = model(LLAMA8)
     llama = [p for p in past if p[0] == LLAMA8 and p[4] is None]
@@ -199,7 +200,9 @@ def test_chosen_context_and_past_max_on_both_charts(page: Page) -> None:
     page.locator(f"#line-legend button[data-id='{LLAMA8}']").click()
     page.fill("#ctx-text", "2M")
     settle(page)
-    shown = chart(page, "line-chart", "c.layout.shapes.filter(s => s.name).map(s => [s.name, s.visible, s.x1])")
+    shown = chart(
+        page, "line-chart", "c.layout.shapes.filter(s => s.name).map(s => [s.name, s.visible, s.x1])"
+    )
     assert {(n, v) for n, v, _ in shown} == {(LLAMA8, False), (DEEPSEEK, True)}
     assert 2097152 in {x for n, _, x in shown if n == DEEPSEEK}
     page.fill("#ctx-text", "64k")
