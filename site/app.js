@@ -1,5 +1,6 @@
-// kvcalc page: paints the controls, table and insights of the build-time data first, then draws the
-// precomputed charts once Plotly has run, then recomputes on every control change through kvcalc.web.compute (the one JSON door) in Pyodide (boot.js).
+// kvcalc page: draws the bar chart precomputed at build time into the page's painted frame first,
+// then the controls, line chart, table and insights, then recomputes on every control change
+// through kvcalc.web.compute (the one JSON door) in Pyodide (boot.js).
 //   window.kvcalc.ready -> Promise<version>;  window.kvcalc.call(request) -> Promise<response> (boot.js)
 // <main id="app" data-state="loading|ready|error" data-source="precomputed|live" data-rev="n" data-busy>:
 // data-rev counts renders and data-busy is "true" while Python computes, so tests and the benchmark
@@ -22,6 +23,7 @@ const dataNode = $("kvcalc-data");
 const data = dataNode ? JSON.parse(dataNode.textContent) : null;
 const timings = [];
 window.kvcalcTimings = timings;
+window.kvcalcShown = () => shown; // the response on screen (bench/site_bench.py redraws it on a bare page)
 
 let state;
 let controls;
@@ -30,6 +32,9 @@ let shown = null; // the response on screen
 let shownKey = null;
 let rev = 0;
 let firstChart = true;
+/** Resolves once the first render has drawn its bar chart (or found Plotly missing). */
+let firstDrawn;
+const firstDrawnPromise = new Promise((resolve) => { firstDrawn = resolve; });
 let sort = null;
 let pendingStart = null;
 let computing = false;
@@ -148,21 +153,6 @@ function render(resp, source) {
   return job;
 }
 
-/** Plotly, run once: app.js adds its <script> (already downloading, see index.html.j2) after the
- * page's first paint; resolves to whether it loaded. */
-let plotly = null;
-function loadPlotly() {
-  if (plotlyLoaded()) return Promise.resolve(true);
-  plotly ??= new Promise((resolve) => {
-    const script = document.createElement("script");
-    script.src = document.documentElement.dataset.plotlyUrl;
-    script.onload = () => resolve(plotlyLoaded());
-    script.onerror = () => resolve(false);
-    document.head.append(script);
-  });
-  return plotly;
-}
-
 /** Everything but the charts: table, data table, insights, errors, notices. */
 function renderText(resp) {
   const t = performance.now();
@@ -190,26 +180,19 @@ async function renderNow(resp, source) {
   $("line-title").textContent = `KV cache vs sequence length (log–log)${per}${dashes}`;
   renderBarNote(resp);
   charts.classList.toggle("empty", !resp.models.length); // no axes without data
-  const bar = barFigure(resp, labels, narrow);
-  const line = lineFigure(resp, labels, state.models, narrow);
-  if (first) {
-    // The first paint: controls, table and insights, and the charts' boxes at their final height
-    // (nothing moves when Plotly draws into them); then Plotly runs and draws.
-    $("bar-chart").style.minHeight = `${bar.layout.height}px`;
-    $("line-chart").style.minHeight = `${line.layout.height}px`;
-    renderText(resp);
-    await afterPaint();
-  }
-  if (await loadPlotly()) {
+  if (plotlyLoaded()) {
     charts.classList.remove("failed");
     let t = performance.now();
-    await draw($("bar-chart"), bar, narrow);
+    await draw($("bar-chart"), barFigure(resp, labels, narrow), narrow);
     span("bar", t);
-    if (first) performance.mark("kvcalc:first-chart");
+    if (first) {
+      performance.mark("kvcalc:first-chart");
+      firstDrawn();
+    }
     await nextTask(); // a turn for the browser between the charts: no task over ~50 ms
     t = performance.now();
     const lineChart = $("line-chart");
-    await draw(lineChart, line, narrow);
+    await draw(lineChart, lineFigure(resp, labels, state.models, narrow), narrow);
     // The legend depends on the models and their notes, not on the context: a moved marker keeps it.
     const key = JSON.stringify([resp.models.map((r) => [r.id, r.name, r.beyond_max, r.max_context, r.same_as]), state.models, resp.settings.kv_dtypes]);
     if (lineChart.dataset.update === "full" || key !== legendKey) renderLegend($("line-legend"), lineChart, resp, state.models);
@@ -217,13 +200,11 @@ async function renderNow(resp, source) {
     span("line", t);
   } else {
     charts.classList.add("failed");
-    for (const id of ["bar-chart", "line-chart"]) $(id).style.minHeight = "";
     $("bar-chart").textContent = "The charting library (Plotly) did not load; the table below has every number.";
+    if (first) firstDrawn();
   }
-  if (!first) {
-    await nextTask(); // the table and insights in a task of their own
-    renderText(resp);
-  }
+  await nextTask(); // the table and insights in a task of their own
+  renderText(resp);
   app.dataset.source = source;
   app.dataset.rev = String(++rev);
 }
@@ -523,8 +504,14 @@ async function main() {
   withLines(data.initial); // the build-time lines: the first live request can leave them out
   state = defaultState(data);
   await applyHash();
+  // The build-time bar chart first (the page's frame is painted already), then the controls while
+  // the line chart waits for its task.
+  const pre = precomputedFor(state);
+  const first = pre ? render(pre, "precomputed") : null;
+  if (pre) await Promise.race([firstDrawnPromise, first.catch(() => {})]);
   controls = new Controls({ data, onChange, styleOf: modelStyle });
   syncControls();
+  app.dataset.controls = "ready";
   initCSV();
   initCustom(addCustomModel, findAdded);
   initPanels({ data, python: startPython });
@@ -533,13 +520,11 @@ async function main() {
     if (worker === "ready") recompute();
     else onChange({});
   });
-  const pre = precomputedFor(state);
   if (pre) {
-    await render(pre, "precomputed"); // paints the page, then Plotly draws the charts (see renderNow)
+    await first;
     shownKey = stateKey(state);
   } else {
     showNotice([...hashNotes, "Computing the linked view once the calculator has loaded…"]);
-    loadPlotly();
   }
 
   // Python starts once the first charts are out (see boot.js).
