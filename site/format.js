@@ -32,29 +32,37 @@ export function fmtGiB(n) {
 /** Tick values and labels for a log axis in GiB spanning 10^lo … 10^hi GiB: 1 (then 1-2-5, then
  * 1…9 when a range holds fewer than two) times the powers of ten of the unit in force — "0.01 GiB"
  * … "100 GiB", then "1 TiB", "10 TiB", "100 TiB", then "1 PiB" … — never "1e+6" or "0.5M".
- * null when even 1…9 give fewer than two ticks (Plotly's own then). */
-export function logSizeTicks(lo, hi) {
-  const units = [["GiB", 1], ["TiB", 1024], ["PiB", 1024 ** 2]];
-  const label = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
+ * null when even 1…9 give fewer than two ticks (Plotly's own then). With `everywhere`, the ticks of
+ * that density over every unit, not only those in the range (Plotly draws those in range): the list
+ * then stays the same while the range moves. */
+export function logSizeTicks(lo, hi, everywhere = false) {
   for (const steps of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
-    const vals = [];
-    const text = [];
-    units.forEach(([unit, scale], u) => {
-      for (let k = -8; k < 9; k++) {
-        for (const m of steps) {
-          const inUnit = m * 10 ** k;
-          if (u < units.length - 1 && inUnit >= 1000) continue; // the next unit takes over
-          if (u > 0 && inUnit < 1) continue;
-          const v = inUnit * scale;
-          if (Math.log10(v) < lo || Math.log10(v) > hi) continue;
-          vals.push(v);
-          text.push(`${label.format(Number(inUnit.toPrecision(6)))} ${unit}`);
-        }
-      }
-    });
-    if (vals.length >= 2) return { tickvals: vals, ticktext: text };
+    const ticks = sizeTicks(steps, lo, hi);
+    if (ticks.tickvals.length >= 2) return everywhere ? sizeTicks(steps, -Infinity, Infinity) : ticks;
   }
   return null;
+}
+
+/** The ticks `steps` × 10^k of each unit between 10^lo and 10^hi GiB (see logSizeTicks). */
+function sizeTicks(steps, lo, hi) {
+  const units = [["GiB", 1], ["TiB", 1024], ["PiB", 1024 ** 2]];
+  const label = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
+  const tickvals = [];
+  const ticktext = [];
+  units.forEach(([unit, scale], u) => {
+    for (let k = -8; k < 9; k++) {
+      for (const m of steps) {
+        const inUnit = m * 10 ** k;
+        if (u < units.length - 1 && inUnit >= 1000) continue; // the next unit takes over
+        if (u > 0 && inUnit < 1) continue;
+        const v = inUnit * scale;
+        if (Math.log10(v) < lo || Math.log10(v) > hi) continue;
+        tickvals.push(v);
+        ticktext.push(`${label.format(Number(inUnit.toPrecision(6)))} ${unit}`);
+      }
+    }
+  });
+  return { tickvals, ticktext };
 }
 
 /** Plain number of GiB for chart axes (not rounded). */
