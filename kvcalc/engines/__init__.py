@@ -67,9 +67,10 @@ def make_request(
     unknown = sorted(set(options) - ALL_OPTIONS)
     if unknown:
         raise KVCalcError(f"{unknown[0]}: not an option of any engine ({', '.join(ENGINES)})")
-    for other in ENGINE_MODULES.values():
-        if hasattr(other, "check_options"):
-            other.check_options(options)
+    if options:  # every engine checks the options it takes (without options, each its defaults)
+        for other in ENGINE_MODULES.values():
+            if hasattr(other, "check_options"):
+                other.check_options(options)
     own = {k: options.get(k, default) for k, default in module.OPTIONS.items()}
     req = request(
         model, seq_len, module.NAME, own,

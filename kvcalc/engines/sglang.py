@@ -832,7 +832,8 @@ OPTIONS: dict[str, object] = {
 def check_options(options: Mapping[str, object]) -> None:
     """Validate the SGLang options that are given (the others keep SGLang's defaults)."""
     given = {k: v for k, v in options.items() if k in OPTIONS}
-    _check_options(Options(**given))  # type: ignore[arg-type]
+    if given:
+        _check_options(Options(**given))  # type: ignore[arg-type]
 
 
 def _options_of(model: Model, req: Any) -> Options:
