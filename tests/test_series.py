@@ -123,3 +123,22 @@ def test_fmt_gib(n: int, text: str) -> None:
 def test_fmt_tokens() -> None:
     assert [fmt_tokens(n) for n in (131072, 1 << 20, 5000, 4096)] == ["128K", "1M", "5,000", "4K"]
     assert [fmt_tokens(n) for n in (128000, 1024000, 256000, 0)] == ["128,000", "1,024,000", "256,000", "0"]
+
+
+@pytest.mark.parametrize("eng", ENGINES, ids=lambda e: f"{e.engine}-tp{e.tensor_parallel_size}")
+def test_totals_at_another_models_points_match_core(prepared: dict[str, Prepared], eng: Engine) -> None:
+    """Prepared.totals (used to compare two lines) at points that are not the model's own — another
+    model's line points, odd contexts around windows — equals kv_cache_bytes at each of them."""
+    ids = sorted(prepared)
+    checked = 0
+    for n, hf_id in enumerate(ids):
+        prep, other = prepared[hf_id], prepared[ids[(n + 1) % len(ids)]]
+        try:
+            xs = sorted({*other.line("bf16", eng).x, 1023, 4095, 4097, 8191, 8193, 32767, 32769})
+            got = prep.totals([x for x in xs if x <= max_context(prep.model)], "bf16", eng)
+        except kvcalc.KVCalcError:
+            continue  # tp 2 does not divide one of the models' heads
+        for x, y in got.items():
+            assert y == kvcalc.kv_cache_bytes(prep.model, x, kv_dtype="bf16", **_kw(eng)), (hf_id, x)
+        checked += len(got)
+    assert checked > 1000

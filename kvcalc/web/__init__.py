@@ -389,13 +389,11 @@ def _same_line(p: Prepared, q: Prepared, d: str, eng: Engine) -> bool:
         end = min(lp.x[-1], lq.x[-1])
         xs = sorted({x for x in lp.x + lq.x if x <= end})
         # a line's own points are already computed (its y are the totals there): only the other
-        # line's points cost a computation
+        # line's points cost a computation, done the way a line's are (Prepared.totals)
         at_p, at_q = dict(zip(lp.x, lp.y, strict=True)), dict(zip(lq.x, lq.y, strict=True))
-
-        def value(prep: Prepared, known: dict[int, int], x: int) -> int:
-            return known[x] if x in known else prep.total(x, 1, d, eng)
-
-        return all(value(p, at_p, x) == value(q, at_q, x) for x in xs)
+        at_p |= p.totals([x for x in xs if x not in at_p], d, eng)
+        at_q |= q.totals([x for x in xs if x not in at_q], d, eng)
+        return all(at_p[x] == at_q[x] for x in xs)
 
     return bool(_memo(p, key, make))
 

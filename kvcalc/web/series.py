@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvcalc.core.layers import ChunkedAttention, SlidingWindow
@@ -163,6 +164,20 @@ class Prepared:
                 ys.append(sum(kinds.values()))
             self._lines[key] = Line(tuple(xs), tuple(ys), {k: tuple(v) for k, v in parts.items()})
         return self._lines[key]
+
+    def totals(self, xs: Sequence[int], dtype: str, eng: Engine) -> dict[int, int]:
+        """total(x, 1, dtype, eng) at each of ``xs`` (sorted, distinct), worked out as a line's points
+        are (:meth:`_points`: one vLLM page layout; affine runs filled in between the model's
+        breakpoints, which join the grid)."""
+        if not xs:
+            return {}
+        grid = set(xs)
+        if eng.engine in AFFINE_ENGINES:
+            grid |= {c for c in breakpoints(self.model, eng) if xs[0] <= c <= xs[-1]}
+        ordered = tuple(sorted(grid))
+        values = self._points(ordered, dtype, eng)
+        got = {x: sum(kinds.values()) for x, kinds in zip(ordered, values, strict=True)}
+        return {x: got[x] for x in xs}
 
     def _points(self, xs: tuple[int, ...], dtype: str, eng: Engine) -> list[dict[str, int]]:
         """by_kind at every x. The ideal and transformers caches are affine in the context between
