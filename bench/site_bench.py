@@ -241,6 +241,9 @@ STAGES_JS = """() => {
 }"""
 
 
+STAGE_SPLIT = ("compute", "bar", "line")
+
+
 def change_label(i: int) -> str:
     selector, kind, value = CHANGES[i % len(CHANGES)]
     return f"{selector} {value if value is not None else kind}"
@@ -255,8 +258,11 @@ def control_changes(
     times = []
     for i in range(n):
         times.append(page.evaluate(CHANGE_JS, list(CHANGES[i % len(CHANGES)])))
-        for name, ms in page.evaluate(STAGES_JS).items():
+        spans = page.evaluate(STAGES_JS)
+        for name, ms in spans.items():
             stages.setdefault(name, []).append(ms)
+        for name in STAGE_SPLIT:  # per change, in order (0 when a stage did not run)
+            stages.setdefault(f"{name}@", []).append(spans.get(name, 0.0))
         if shown is not None:
             shown.append(page.evaluate("() => window.kvcalcShown()"))
     page.wait_for_timeout(200)
@@ -414,10 +420,12 @@ def report(
             f"p50 {fmt_ms(percentile(bare, 0.5))}, p95 {fmt_ms(percentile(bare, 0.95))}"
         )
         n = args.changes
-        print(f"  {'change':26}{'site':>9}{'bare':>9}{'ratio':>8}   (medians over {len(changes) // n} loads)")
+        head = f"  {'change':26}{'site':>9}{'bare':>9}{'ratio':>8}   site's worker / bar / line (ms)"
+        print(f"{head}, medians over {len(changes) // n} loads")
         for i in range(n):
             site_i, bare_i = median(changes[i::n]), median(bare[i::n])
-            print(f"  {change_label(i):26}{site_i:>7.0f}ms{bare_i:>7.0f}ms{site_i / bare_i:>7.2f}×")
+            split = " / ".join(f"{median(stages.get(f'{k}@', [])[i::n]):.0f}" for k in STAGE_SPLIT)
+            print(f"  {change_label(i):26}{site_i:>7.0f}ms{bare_i:>7.0f}ms{site_i / bare_i:>7.2f}×   {split}")
     print(
         f"longest main-thread task after first paint: site {fmt_ms(lt_site)} (warm loads {fmt_ms(lt_warm)}), "
         f"during control changes {fmt_ms(max(change_tasks, default=0.0))}, bare page {fmt_ms(lt_bare)}"
