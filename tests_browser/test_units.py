@@ -61,3 +61,35 @@ def test_typed_context_is_shown_as_typed(page: Page) -> None:
     expect(page.locator("#bar-title")).to_contain_text("128,000 tokens")
     expect(page.locator("#line-chart .shape-label-text")).to_have_text("chosen: 128,000")
     assert page.get_attribute("#ctx-range", "aria-valuetext") == "128,000 tokens"
+
+
+# Every size-axis label of both charts lies inside its chart, and none overlaps the axis title.
+LABELS_INSIDE = """() => ["bar-chart", "line-chart"].map((id) => {
+  const chart = document.getElementById(id);
+  const box = chart.getBoundingClientRect();
+  const labels = [...chart.querySelectorAll(".ytick text")].map((t) => t.getBoundingClientRect());
+  const title = chart.querySelector(".g-ytitle text")?.getBoundingClientRect() ?? null;
+  const apart = (a, b) => a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+  return {
+    id, n: labels.length,
+    inside: labels.every((r) => r.left >= box.left && r.right <= box.right),
+    clearOfTitle: !title || labels.every((r) => apart(r, title)),
+  };
+})"""
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "",  # the default twelve models, the longest name past its max context ("⚠")
+        f"#m={DEEPSEEK}&ctx=131072&b=4096",  # tens of TiB on the log axis
+        "#ctx=1048576",  # every model past its max: the axes grow
+    ],
+)
+def test_margins_hold_every_label(page: Page, link: str) -> None:
+    """The size axes' margins are set from measured label widths (not Plotly's automargin): no label
+    is cut off or runs into the axis title, at the extremes too."""
+    page.goto(f"/{link}")
+    wait_live(page)
+    for chart in page.evaluate(LABELS_INSIDE):
+        assert chart["n"] >= 1 and chart["inside"] and chart["clearOfTitle"], chart
