@@ -44,6 +44,7 @@ from kvcalc.deploy.gpus import GIB, GPU, GPUS, get_gpu
 from kvcalc.deploy.vllm_kv import KVLayout, kv_layout, pp_stage_layers, report, stage_layouts
 from kvcalc.deploy.vllm_versions import VLLMVersion, get_vllm_version
 from kvcalc.engines import VLLMPage, vllm_layer_pages
+from kvcalc.engines.base import check_query_heads_split
 from kvcalc.errors import KVCalcError
 
 __all__ = ["DEFAULT_GPU_MEMORY_UTILIZATION", "Budget", "Plan", "budget", "fits", "plan", "recommend"]
@@ -216,16 +217,6 @@ def _opt_bytes(value: object, name: str) -> int | None:
     return None if value is None else check_int(value, name, minimum=0, maximum=1 << 50)
 
 
-def _heads(model: Model) -> int:
-    text, prefix = text_config(model.config)
-    return Fields(text, prefix).int("num_attention_heads", "n_head", "num_heads", "n_heads", default=1,
-                                    limit="heads")  # fmt: skip
-
-
-def _check_tp(model: Model, tp: int) -> None:
-    heads = _heads(model)
-    if heads % tp:
-        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}")
 
 
 def _is_hybrid(model: Model) -> bool:
@@ -287,7 +278,7 @@ def _parallel(model: Model, kw: Mapping[str, Any]) -> tuple[int, int, int]:
         raise KVCalcError(
             f"data_parallel_size: {dp} replicas of {group} GPUs need {group * dp} GPUs, not {num_gpus}"
         )
-    _check_tp(model, tp)
+    check_query_heads_split(model, tp)
     return num_gpus, tp, pp
 
 
@@ -798,7 +789,7 @@ def _notes(model: Model, a: _Args, p: ParamCount) -> list[str]:
 
 def _fits_with(model: Model, a: _Args, p: ParamCount, n: int) -> bool:
     try:
-        _check_tp(model, n)
+        check_query_heads_split(model, n)
         return _compute(model, replace(a, num_gpus=n * a.pp, tp=n), p).fits
     except KVCalcError:
         return False

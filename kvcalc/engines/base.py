@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvcalc.core.dtypes import FP32, get_dtype
+from kvcalc.core.facts import query_heads
 from kvcalc.core.fields import LIMITS, check_int
 from kvcalc.core.layers import LayerSpec, Precision, _Attention
 from kvcalc.core.model import Model
@@ -55,6 +56,17 @@ def request(model: Model, seq_len: object, engine: str, options: Mapping[str, An
         tensor_parallel_size=check_int(kw["tensor_parallel_size"], "tensor_parallel_size", maximum=4096),
         options=dict(options),
     )
+
+
+def check_query_heads_split(model: Model, tp: int, why: str = "") -> None:
+    """Tensor parallelism shards the query heads: vLLM's and SGLang's QKVParallelLinear
+    (model_executor/layers/linear.py, layers/linear.py) divide total_num_heads by tp and fail to
+    build the model otherwise. The heads are read under every config name (core.facts.query_heads:
+    num_attention_heads, n_head, num_heads, …); ``why`` is added to the message."""
+    heads = query_heads(model)
+    if tp > 1 and heads is not None and heads % tp:
+        reason = f"; {why}" if why else ""
+        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}{reason}")
 
 
 def check_kv_heads_split(model: Model, tp: int) -> None:

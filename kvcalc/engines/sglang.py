@@ -39,7 +39,7 @@ from kvcalc.core.layers import (
     cdiv,
 )
 from kvcalc.core.model import Model
-from kvcalc.engines.base import check_kv_heads_split
+from kvcalc.engines.base import check_kv_heads_split, check_query_heads_split
 from kvcalc.errors import KVCalcError
 
 SGLANG_VERSION = "0.5.23"
@@ -322,10 +322,7 @@ def page_size(model: Model, opts: Options) -> int:
 def _check_tp_split(model: Model, tp: int) -> None:
     """QKVParallelLinear (layers/linear.py) divides the query heads by tp, and the KV heads by tp when
     tp is smaller (else one replicated head per rank): SGLang fails to build the model otherwise."""
-    text = _text(model)
-    heads = text.get("num_attention_heads") or text.get("n_head")
-    if isinstance(heads, int) and heads and heads % tp:
-        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}")
+    check_query_heads_split(model, tp)
     check_kv_heads_split(model, tp)
     for leaf in _leaves(model):
         if isinstance(leaf, _Attention) and leaf.kv_heads <= tp and tp % leaf.kv_heads:

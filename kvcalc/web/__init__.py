@@ -43,6 +43,7 @@ from kvcalc.deploy.plan import budget as plan_budget
 from kvcalc.deploy.plan import fits as plan_fits
 from kvcalc.deploy.vllm_versions import VLLM_VERSIONS
 from kvcalc.engines import ENGINES, make_request
+from kvcalc.engines.base import check_query_heads_split
 from kvcalc.errors import KVCalcError
 from kvcalc.web.engines import engine_seq_len, side_by_side
 from kvcalc.web.insights import insights
@@ -355,12 +356,9 @@ def _fits(prep: Prepared, s: Settings, room: Mapping[str, Any] | None, d: str, c
 def _check_shards(prep: Prepared, s: Settings) -> None:
     """vLLM (and an even ideal split) shard the attention heads: tp must divide num_attention_heads
     (vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_heads, tp_size))."""
-    if s.tensor_parallel_size == 1 or s.engine not in ("vllm", "ideal"):
-        return
-    heads, tp = prep.model.text_config.get("num_attention_heads"), s.tensor_parallel_size
-    if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 and heads % tp:
+    if s.engine in ("vllm", "ideal"):
         who = "vLLM refuses it" if s.engine == "vllm" else "vLLM and an even split refuse it"
-        raise KVCalcError(f"tensor_parallel_size: {tp} does not divide num_attention_heads {heads}; {who}")
+        check_query_heads_split(prep.model, s.tensor_parallel_size, who)
 
 
 def _coinciding(rows: list[dict[str, Any]], preps: Mapping[str, Prepared], s: Settings) -> None:
