@@ -82,3 +82,12 @@ def test_web_describes_the_encoder_length() -> None:
     out = json.loads(compute(json.dumps({"op": "compare", "models": models, "seq_len": 300})))
     lengths = {m["id"]: m["encoder_seq_len"] for m in out["models"]}
     assert lengths == dict(zip(ids, [1500, "seq_len", None], strict=True))
+
+
+def test_model_notes_state_the_encoder_length_assumed() -> None:
+    """A model's notes (the page shows them) name the encoder length its cross-attention caches."""
+    whisper = kvcalc.load_model(hf_config("openai/whisper-large-v3"))
+    assert any("1,500 encoder positions" in n for n in whisper.notes), whisper.notes
+    assert any("as many encoder positions as the context" in n for n in T5.notes), T5.notes
+    assert kvcalc.kv_cache_bytes(whisper, 300) == kvcalc.kv_cache_bytes(whisper, 300, encoder_seq_len=1500)
+    assert kvcalc.kv_cache_bytes(T5, 300) == kvcalc.kv_cache_bytes(T5, 300, encoder_seq_len=300)

@@ -525,7 +525,13 @@ def _encoder_decoder(a: _Arch) -> list[LayerSpec]:
     head_dim = f.int("d_kv", default=0) or hidden // heads
     enc = f.int("max_source_positions", default=0) if a.model_type == "whisper" else 0
     spec = Parallel(parts=(FullAttention(heads, head_dim), CrossAttention(heads, head_dim, encoder_len=enc)))
-    a.notes.append("encoder-decoder: cross-attention cached over the encoder input length")
+    a.notes.append(
+        f"encoder-decoder: cross-attention cached over {enc:,} encoder positions (Whisper pads every input "
+        "to 30 s)"
+        if enc
+        else "encoder-decoder: cross-attention cached over as many encoder positions as the context "
+        "(seq_len) unless encoder_seq_len says otherwise"
+    )
     return [spec] * a.n_layers
 
 
