@@ -397,18 +397,21 @@ def _activation_bytes(model: Model, a: _Args, p: ParamCount) -> int:
 # KV cache layout
 
 
+def _layout_kw(a: _Args) -> dict[str, Any]:
+    """The vLLM settings a KV layout depends on (kv_layout, stage_layouts)."""
+    return {
+        "kv_dtype": a.kv_dtype,
+        "tensor_parallel_size": a.tp,
+        "pipeline_parallel_size": a.pp,
+        "block_size": a.block_size,
+        "max_num_batched_tokens": a.max_num_batched_tokens,
+        "enable_prefix_caching": a.enable_prefix_caching,
+        "draft_layers": a.draft_layers,
+    }
+
+
 def _layout(model: Model, a: _Args, seq_len: int) -> KVLayout | None:
-    return kv_layout(
-        model,
-        seq_len,
-        kv_dtype=a.kv_dtype,
-        tensor_parallel_size=a.tp,
-        pipeline_parallel_size=a.pp,
-        block_size=a.block_size,
-        max_num_batched_tokens=a.max_num_batched_tokens,
-        enable_prefix_caching=a.enable_prefix_caching,
-        draft_layers=a.draft_layers,
-    )
+    return kv_layout(model, seq_len, **_layout_kw(a))
 
 
 def _pages(model: Model, a: _Args, seq_len: int) -> list[tuple[VLLMPage, ...]]:
@@ -520,17 +523,7 @@ def _pp_stages(
             )
         return part
 
-    layouts = stage_layouts(
-        model,
-        a.max_model_len,
-        kv_dtype=a.kv_dtype,
-        tensor_parallel_size=a.tp,
-        pipeline_parallel_size=a.pp,
-        block_size=a.block_size,
-        max_num_batched_tokens=a.max_num_batched_tokens,
-        enable_prefix_caching=a.enable_prefix_caching,
-        draft_layers=a.draft_layers,
-    )
+    layouts = stage_layouts(model, a.max_model_len, **_layout_kw(a))
     forward = min(activation, _forward_bytes(model, a, p)) if a.activation_bytes is None else activation
     best: tuple[float, tuple[int, int, int, KVLayout | None]] | None = None
     first = 0
