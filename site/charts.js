@@ -277,6 +277,7 @@ export function lineFigure(resp, labels, order, narrow) {
   const pad = (lo, hi) => [Math.log10(lo) - 0.05 * Math.log10(hi / lo || 10), Math.log10(hi) + 0.05 * Math.log10(hi / lo || 10)];
   const xRange = xs.length ? pad(Math.min(...xs), Math.max(...xs)) : [3, 5];
   const yRange = ys.length ? pad(Math.min(...ys), Math.max(...ys)) : [-2, 2];
+  const ticks = yTicks(yRange);
   const layout = {
     ...baseLayout(t, narrow),
     height: narrow ? 340 : 420,
@@ -288,10 +289,10 @@ export function lineFigure(resp, labels, order, narrow) {
       tickvals: TOKEN_TICKS,
       ticktext: TOKEN_TICKS.map(fmtTokens),
     }),
-    yaxis: axis(t, { type: "log", range: yRange, title: { text: "KV cache" }, ...yTicks(yRange), automargin: false }),
+    yaxis: axis(t, { type: "log", range: yRange, title: { text: "KV cache" }, ...ticks, automargin: false }),
     uirevision: JSON.stringify([resp.models.map((r) => r.id), dtypes, engine, tp, batch]),
     hovermode: "closest",
-    margin: { l: logMargin(yRange, narrow), r: 16, t: 24, b: 8 },
+    margin: { l: logMargin(ticks, yRange, narrow), r: 16, t: 24, b: 8 },
     shapes,
   };
   // The traces do not depend on the context: when they are the ones drawn (same dataKey), draw()
@@ -331,10 +332,10 @@ function pastMax(id, color, end, yEnd, seq, bytes) {
   ];
 }
 
-/** The log-log chart's left margin: its widest size label in range, the rotated title, ticks and
- * padding (31 px, as automargin had), rounded up to 8 px so that most range changes keep it. */
-function logMargin(range, narrow) {
-  const ticks = yTicks(range);
+/** The log-log chart's left margin: its widest size label (of `ticks`, yTicks) in range, the rotated
+ * title, ticks and padding (31 px, as automargin had), rounded up to 8 px so that most range changes
+ * keep it. */
+function logMargin(ticks, range, narrow) {
   const shown = (ticks.ticktext ?? []).filter((_, i) => {
     const v = Math.log10(ticks.tickvals[i]);
     return v >= range[0] && v <= range[1];
